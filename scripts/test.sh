@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Build, install and test the billing extension against a throwaway
+# PostgreSQL 15 cluster in tmp_cluster/ (see scripts/lib.sh).  Run as root.
+#
+#   bash scripts/test.sh                    # all suites
+#   TEST_ONLY=regress bash scripts/test.sh  # one of: regress | isolation | pgtap
+#   BILLING_PGPORT=54400 bash scripts/test.sh
+#
+# Suites: pg_regress (sql/*.sql vs expected/*.out), isolation
+# (test/specs/*.spec vs test/expected/*.out), pgTAP (test/pgtap/*.sql via
+# pg_prove in database billing_tap). Failures do not stop later suites.
+# The last line of output is always "N passed, M failed"; the exit status is
+# non-zero if M > 0 or if any step (packages, build, install, cluster, a test
+# runner) failed.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+TEST_ONLY=${TEST_ONLY:-}
+case $TEST_ONLY in
+	'' | regress | isolation | pgtap) ;;
+	*) die "TEST_ONLY must be one of: regress, isolation, pgtap (got '$TEST_ONLY')" ;;
+esac
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+STEP_ERRORS=()   # steps that failed without being counted as a failed test
+SUMMARY=()       # one line per suite
+
+wanted() { [ -z "$TEST_ONLY" ] || [ "$TEST_ONLY" = "$1" ]; }
+
+# record SUITE PASSED FAILED "failed names" [note]
+record() {
+	local suite=$1 passed=$2 failed=$3 names=$4 note=${5:-}
+	TOTAL_PASSED=$((TOTAL_PASSED + passed))
+	TOTAL_FAILED=$((TOTAL_FAILED + failed))
+	local line
+	line=$(printf '%-10s %3d passed, %3d failed' "$suite:" "$passed" "$failed")
+	[ -z "$names" ] || line+="  (failed: $names)"
+	[ -z "$note" ] || line+="  [$note]"
+	SUMMARY+=("$line")
+}
+
+record_skip() { SUMMARY+=("$(printf '%-10s skipped (%s)' "$1:" "$2")"); }
+
+# Parse pg_regress / pg_isolation_regress output into "PASS name" / "FAIL name".
+# PG15 prints "test name ... ok|FAILED|failed (ignored)" (parallel-group
+# members are indented by five spaces instead of "test "); PG16+ prints TAP
+# ("ok 1 - name", "not ok 2 - name"), also understood here.
+parse_pg_regress() {
+	awk '
+	/^(test |     )[^ ].* \.\.\. / {
+		line = $0; sub(/^test /, "", line); sub(/^ +/, "", line)
+		name = line; sub(/ +\.\.\. .*$/, "", name)
+		res = line; sub(/^[^ ]+ +\.\.\. /, "", res)
+		if (res ~ /^ok/ || res ~ /^failed \(ignored\)/) print "PASS " name
+		else print "FAIL " name
+		next
+	}
+	/^(not )?ok [0-9]+ +[-+] / {
+		failed = ($0 ~ /^not ok/)
+		line = $0; sub(/^(not )?ok [0-9]+ +[-+] +/, "", line)
+		name = line; sub(/ .*$/, "", name)
+		print (failed ? "FAIL " : "PASS ") name
+	}' "$1"
+}
+
+# Parse pg_prove output. Files listed in the "Test Summary Report" with a
+# non-zero wait status, failed tests or parse errors (e.g. bad plan) failed.
+# Prints "FAIL file" lines.
+parse_pg_prove_failures() {
+	awk '
+	/^Test Summary Report/ { in_report = 1; next }
+	!in_report { next }
+	/^[^ ].* \(Wstat: [0-9]+/ {
+		file = $0; sub(/ +\(Wstat: .*$/, "", file)
+		match($0, /Wstat: [0-9]+/); wstat = substr($0, RSTART + 7, RLENGTH - 7) + 0
+		nfail = 0
+		if (match($0, /Failed: [0-9]+/)) nfail = substr($0, RSTART + 8, RLENGTH - 8) + 0
+		if (wstat != 0 || nfail > 0) bad[file] = 1
+		next
+	}
+	/^  (Parse errors|Non-zero exit status|Non-zero wait status|Failed tests?):/ && file != "" { bad[file] = 1 }
+	/^Files=[0-9]+, Tests=/ { in_report = 0 }
+	END { for (f in bad) print "FAIL " f }' "$1"
+}
+
+# run_pg_regress_suite SUITE LOGNAME DIFFS MAKE-ARGS...
+run_pg_regress_suite() {
+	local suite=$1 log=$CLUSTER_LOGS/$2 diffs=$3 rc=0
+	shift 3
+	say "$suite: make installcheck $*"
+	rm -f "$diffs"
+	make -C "$REPO_ROOT" PG_CONFIG="$PG_CONFIG" installcheck "$@" 2>&1 | tee "$log" || rc=$?
+	local parsed passed failed names
+	parsed=$(parse_pg_regress "$log")
+	passed=$(grep -c '^PASS ' <<<"$parsed" || true)
+	failed=$(grep -c '^FAIL ' <<<"$parsed" || true)
+	names=$(sed -n 's/^FAIL //p' <<<"$parsed" | paste -sd' ' -)
+	if [ "$rc" -ne 0 ] && [ -s "$diffs" ]; then
+		say "$suite: differences ($diffs):"
+		cat "$diffs"
+	fi
+	local note=
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		note="runner failed with exit status $rc, see $log"
+		STEP_ERRORS+=("$suite runner")
+	fi
+	record "$suite" "$passed" "$failed" "$names" "$note"
+}
+
+suite_regress() {
+	local files=("$REPO_ROOT"/sql/*.sql)
+	if [ ! -e "${files[0]}" ]; then
+		record_skip regress "no sql/*.sql"
+		return 0
+	fi
+	run_pg_regress_suite regress regress.out "$REPO_ROOT/regression.diffs" ISOLATION=
+}
+
+suite_isolation() {
+	local files=("$REPO_ROOT"/test/specs/*.spec)
+	if [ ! -e "${files[0]}" ]; then
+		record_skip isolation "no test/specs/*.spec"
+		return 0
+	fi
+	run_pg_regress_suite isolation isolation.out "$REPO_ROOT/test/output_iso/regression.diffs" REGRESS=
+}
+
+suite_pgtap() {
+	local files=(test/pgtap/*.sql)
+	if [ ! -e "${files[0]}" ]; then
+		record_skip pgtap "no test/pgtap/*.sql"
+		return 0
+	fi
+	local log=$CLUSTER_LOGS/pgtap.out rc=0
+	if ! recreate_db billing_tap ||
+		! psql -X -q -v ON_ERROR_STOP=1 -d billing_tap -c 'CREATE EXTENSION pgtap' >/dev/null; then
+		record pgtap 0 0 "" "could not prepare database billing_tap"
+		STEP_ERRORS+=("pgtap setup")
+		return 0
+	fi
+	say "pgtap: pg_prove -d billing_tap test/pgtap/*.sql"
+	pg_prove -d billing_tap "${files[@]}" 2>&1 | tee "$log" || rc=$?
+	local parsed failed names passed note=
+	parsed=$(parse_pg_prove_failures "$log")
+	failed=$(grep -c '^FAIL ' <<<"$parsed" || true)
+	names=$(sed -n 's/^FAIL //p' <<<"$parsed" | sort | paste -sd' ' -)
+	passed=$((${#files[@]} - failed))
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		# pg_prove failed but no file was reported: count them all as failed.
+		note="pg_prove failed with exit status $rc, see $log"
+		failed=${#files[@]}
+		passed=0
+		names="(all)"
+	fi
+	record pgtap "$passed" "$failed" "$names" "$note"
+}
+
+finish() {
+	echo
+	say "Summary"
+	local line
+	for line in ${SUMMARY[@]+"${SUMMARY[@]}"}; do
+		printf '    %s\n' "$line"
+	done
+	if [ -n "$SETUP_FAILED" ]; then
+		printf '    setup step "%s" FAILED (see its output above); tests were not run\n' "$SETUP_FAILED"
+	fi
+	if [ "${#STEP_ERRORS[@]}" -gt 0 ]; then
+		printf '    failed steps: %s\n' "${STEP_ERRORS[*]}"
+	fi
+	echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+	if [ -n "$SETUP_FAILED" ] || [ "${#STEP_ERRORS[@]}" -gt 0 ] || [ "$TOTAL_FAILED" -gt 0 ]; then
+		exit 1
+	fi
+	exit 0
+}
+
+setup_all
+if [ -n "$SETUP_FAILED" ]; then finish; fi
+
+mkdir -p "$CLUSTER_LOGS"
+if wanted regress; then suite_regress; fi
+if wanted isolation; then suite_isolation; fi
+if wanted pgtap; then suite_pgtap; fi
+finish

@@ -1,0 +1,55 @@
+/*
+ * billing.c
+ *		Module entry point and small date helpers shared by the C sources.
+ */
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "utils/datetime.h"
+
+#include "billing.h"
+
+PG_MODULE_MAGIC;
+
+DateADT
+billing_min_date(void)
+{
+	return date2j(1, 1, 1) - POSTGRES_EPOCH_JDATE;
+}
+
+DateADT
+billing_max_date(void)
+{
+	return date2j(9999, 12, 31) - POSTGRES_EPOCH_JDATE;
+}
+
+char *
+billing_date_text(DateADT date, char *buf)
+{
+	int			year,
+				month,
+				day;
+
+	j2date(date + POSTGRES_EPOCH_JDATE, &year, &month, &day);
+	snprintf(buf, 11, "%04d-%02d-%02d", year, month, day);
+	return buf;
+}
+
+/*
+ * Reject infinite dates and dates outside years 1..9999.  "what" names the
+ * argument in the message, e.g. "anchor" or "billing_period start".
+ */
+void
+billing_check_date(DateADT date, const char *what)
+{
+	if (DATE_NOT_FINITE(date))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("%s must be a finite date", what),
+				 errdetail("Billing dates run from 0001-01-01 to 9999-12-31; \"infinity\" is not a billing date.")));
+	if (date < billing_min_date() || date > billing_max_date())
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("%s is out of range for billing", what),
+				 errdetail("Billing dates run from 0001-01-01 to 9999-12-31.")));
+}

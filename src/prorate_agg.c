@@ -1,0 +1,309 @@
+/*
+ * prorate_agg.c
+ *		prorate_agg(amount, part, whole): the exact sum of prorate() over a
+ *		group, so the caller rounds money once.
+ *
+ * Dividing every row, as sum(prorate(...)) does, costs a numeric division
+ * per row.  Instead the state keeps one running numerator per distinct
+ * denominator days(whole) (a handful in practice: 28..31, 365, 366, 7 ...):
+ * Σ amount * days(part ∩ whole).  Amounts with at most PRORATE_FAST_SCALE
+ * decimals are added as scaled int128 without allocating; others take an exact
+ * numeric path.  The final function divides once per denominator.
+ *
+ * The state is "internal", with combine, serial and deserial functions so the
+ * aggregate runs in parallel plans.
+ */
+#include "postgres.h"
+
+#include "libpq/pqformat.h"
+#include "utils/builtins.h"
+#include "utils/numeric.h"
+
+#include "billing_period.h"
+#include "numeric_scaled.h"
+
+/* Unit prices carry up to 6 decimals: those amounts take the fast path. */
+#define PRORATE_FAST_SCALE		6
+/* Per-denominator quotients keep this many decimals before the final sum. */
+#define PRORATE_TERM_SCALE		30
+
+typedef struct ProrateTerm
+{
+	int32		days;			/* days(whole): the denominator */
+	int128		scaled;			/* Σ amount * used days, amount * 10^6 */
+	Numeric		exact;			/* Σ amount * used days off the fast path */
+} ProrateTerm;
+
+typedef struct ProrateAggState
+{
+	int64		rows;			/* non-null input rows: NULL result iff 0 */
+	int			nterms;
+	int			maxterms;
+	int			last;			/* index of the last term used */
+	ProrateTerm *terms;			/* sorted by days */
+} ProrateAggState;
+
+static ProrateAggState *
+state_create(MemoryContext aggcontext)
+{
+	ProrateAggState *state = MemoryContextAllocZero(aggcontext, sizeof(ProrateAggState));
+
+	state->maxterms = 4;
+	state->terms = MemoryContextAlloc(aggcontext, state->maxterms * sizeof(ProrateTerm));
+	return state;
+}
+
+/* The term for a denominator, inserted in order if new. */
+static ProrateTerm *
+state_term(ProrateAggState *state, int32 days)
+{
+	int			lo = 0,
+				hi = state->nterms;
+	ProrateTerm *term;
+
+	if (state->last < state->nterms && state->terms[state->last].days == days)
+		return &state->terms[state->last];
+
+	while (lo < hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (state->terms[mid].days < days)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < state->nterms && state->terms[lo].days == days)
+	{
+		state->last = lo;
+		return &state->terms[lo];
+	}
+
+	if (state->nterms == state->maxterms)
+	{
+		state->maxterms *= 2;
+		/* repalloc keeps the chunk in the aggregate's memory context */
+		state->terms = repalloc(state->terms, state->maxterms * sizeof(ProrateTerm));
+	}
+	memmove(&state->terms[lo + 1], &state->terms[lo],
+			(state->nterms - lo) * sizeof(ProrateTerm));
+	state->nterms++;
+	term = &state->terms[lo];
+	term->days = days;
+	term->scaled = 0;
+	term->exact = NULL;
+	state->last = lo;
+	return term;
+}
+
+/* Add an exact numeric amount to a term, in the aggregate's context. */
+static void
+term_add_exact(ProrateTerm *term, Numeric amount, MemoryContext aggcontext)
+{
+	MemoryContext old = MemoryContextSwitchTo(aggcontext);
+	Numeric		prev = term->exact;
+
+	term->exact = prev ? numeric_add_n(prev, amount) : DatumGetNumericCopy(NumericGetDatum(amount));
+	if (prev)
+		pfree(prev);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * prorate_agg_transfn(state, amount, part, whole)
+ */
+PG_FUNCTION_INFO_V1(prorate_agg_transfn);
+Datum
+prorate_agg_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	ProrateAggState *state;
+	BillingPeriod part,
+				whole;
+	int32		used;
+	int64		amount;
+	ProrateTerm *term;
+
+	if (!AggCheckCallContext(fcinfo, &aggcontext))
+		elog(ERROR, "prorate_agg_transfn called in non-aggregate context");
+
+	state = PG_ARGISNULL(0) ? NULL : (ProrateAggState *) PG_GETARG_POINTER(0);
+
+	/* like sum(prorate(...)): rows with a NULL argument are skipped */
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+	{
+		if (state == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(state);
+	}
+
+	if (state == NULL)
+		state = state_create(aggcontext);
+	state->rows++;
+
+	part = PG_GETARG_BILLING_PERIOD(2);
+	whole = PG_GETARG_BILLING_PERIOD(3);
+	used = billing_period_overlap_days(part, whole);
+	if (used == 0)
+		PG_RETURN_POINTER(state);
+
+	term = state_term(state, billing_period_days(whole));
+	if (numeric_datum_to_scaled_int64(PG_GETARG_DATUM(1), PRORATE_FAST_SCALE, &amount))
+		term->scaled += (int128) amount * used;
+	else
+		term_add_exact(term, numeric_mul_n(PG_GETARG_NUMERIC(1), int64_to_numeric(used)),
+					   aggcontext);
+
+	PG_RETURN_POINTER(state);
+}
+
+/*
+ * prorate_agg_combinefn(state, state): merge partial states from parallel
+ * workers.  The second state is never modified.
+ */
+PG_FUNCTION_INFO_V1(prorate_agg_combinefn);
+Datum
+prorate_agg_combinefn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	ProrateAggState *state1;
+	ProrateAggState *state2;
+
+	if (!AggCheckCallContext(fcinfo, &aggcontext))
+		elog(ERROR, "prorate_agg_combinefn called in non-aggregate context");
+
+	state1 = PG_ARGISNULL(0) ? NULL : (ProrateAggState *) PG_GETARG_POINTER(0);
+	state2 = PG_ARGISNULL(1) ? NULL : (ProrateAggState *) PG_GETARG_POINTER(1);
+
+	if (state2 == NULL)
+	{
+		if (state1 == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(state1);
+	}
+	if (state1 == NULL)
+		state1 = state_create(aggcontext);
+
+	state1->rows += state2->rows;
+	for (int i = 0; i < state2->nterms; i++)
+	{
+		ProrateTerm *from = &state2->terms[i];
+		ProrateTerm *to = state_term(state1, from->days);
+
+		to->scaled += from->scaled;
+		if (from->exact)
+			term_add_exact(to, from->exact, aggcontext);
+	}
+	PG_RETURN_POINTER(state1);
+}
+
+/*
+ * prorate_agg_serialfn(state) -> bytea
+ *		rows, nterms, then per term: days, scaled (high, low 64 bits), and the
+ *		exact numeric's bytes (length 0 when absent).
+ */
+PG_FUNCTION_INFO_V1(prorate_agg_serialfn);
+Datum
+prorate_agg_serialfn(PG_FUNCTION_ARGS)
+{
+	ProrateAggState *state = (ProrateAggState *) PG_GETARG_POINTER(0);
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendint64(&buf, state->rows);
+	pq_sendint32(&buf, state->nterms);
+	for (int i = 0; i < state->nterms; i++)
+	{
+		ProrateTerm *term = &state->terms[i];
+		uint128		u = (uint128) term->scaled;
+
+		pq_sendint32(&buf, term->days);
+		pq_sendint64(&buf, (int64) (uint64) (u >> 64));
+		pq_sendint64(&buf, (int64) (uint64) u);
+		if (term->exact)
+		{
+			pq_sendint32(&buf, VARSIZE(term->exact));
+			pq_sendbytes(&buf, (char *) term->exact, VARSIZE(term->exact));
+		}
+		else
+			pq_sendint32(&buf, 0);
+	}
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/*
+ * prorate_agg_deserialfn(bytea, internal) -> state
+ */
+PG_FUNCTION_INFO_V1(prorate_agg_deserialfn);
+Datum
+prorate_agg_deserialfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	bytea	   *bytes = PG_GETARG_BYTEA_PP(0);
+	StringInfoData buf;
+	ProrateAggState *state;
+	int			nterms;
+
+	if (!AggCheckCallContext(fcinfo, &aggcontext))
+		elog(ERROR, "prorate_agg_deserialfn called in non-aggregate context");
+
+	/* read the bytea in place: a read-only StringInfo over its payload */
+	buf.data = VARDATA_ANY(bytes);
+	buf.len = VARSIZE_ANY_EXHDR(bytes);
+	buf.maxlen = buf.len;
+	buf.cursor = 0;
+	state = state_create(aggcontext);
+	state->rows = pq_getmsgint64(&buf);
+	nterms = pq_getmsgint(&buf, 4);
+	for (int i = 0; i < nterms; i++)
+	{
+		int32		days = pq_getmsgint(&buf, 4);
+		uint64		high = (uint64) pq_getmsgint64(&buf);
+		uint64		low = (uint64) pq_getmsgint64(&buf);
+		int32		len = pq_getmsgint(&buf, 4);
+		ProrateTerm *term = state_term(state, days);
+
+		term->scaled = (int128) (((uint128) high << 64) | low);
+		if (len > 0)
+		{
+			Numeric		exact = MemoryContextAlloc(aggcontext, len);
+
+			memcpy(exact, pq_getmsgbytes(&buf, len), len);
+			term->exact = exact;
+		}
+	}
+	pq_getmsgend(&buf);
+	PG_RETURN_POINTER(state);
+}
+
+/*
+ * prorate_agg_finalfn(state) -> numeric
+ *		Σ numerator(days) / days, exact to PRORATE_RESULT_SCALE decimals;
+ *		NULL over no rows, like sum().
+ */
+PG_FUNCTION_INFO_V1(prorate_agg_finalfn);
+Datum
+prorate_agg_finalfn(PG_FUNCTION_ARGS)
+{
+	ProrateAggState *state;
+	Numeric		result = int64_to_numeric(0);
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	state = (ProrateAggState *) PG_GETARG_POINTER(0);
+	if (state->rows == 0)
+		PG_RETURN_NULL();
+
+	for (int i = 0; i < state->nterms; i++)
+	{
+		ProrateTerm *term = &state->terms[i];
+		Numeric		numerator = int128_scaled_to_numeric(term->scaled, PRORATE_FAST_SCALE);
+
+		if (term->exact)
+			numerator = numeric_add_n(numerator, term->exact);
+		result = numeric_add_n(result,
+							   numeric_div_round_trim(numerator, term->days, PRORATE_TERM_SCALE));
+	}
+	result = numeric_round_n(result, PRORATE_RESULT_SCALE);
+	PG_RETURN_DATUM(DirectFunctionCall1(numeric_trim_scale, NumericGetDatum(result)));
+}
