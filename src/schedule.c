@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "access/htup_details.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -89,6 +90,33 @@ cycle_init(Cycle *cycle, DateADT anchor, CycleUnit unit, int32 count)
 			cycle->step = 12 * count;
 			break;
 	}
+}
+
+/*
+ * A subscription's cycle (SPEC §4): weekly and daily cycles start on the
+ * start date.  Month and year cycles fall on cycle_day, clamped to short
+ * months; the first cycle date is the first date on or after start among
+ * start's month plus whole intervals (k >= 0).  A start before it makes a
+ * leading stub.  The returned cycle's anchor is that first cycle date, and
+ * its cycle day stays cycle_day even when the anchor itself is clamped.
+ */
+void
+cycle_init_subscription(Cycle *cycle, DateADT start, CycleUnit unit, int32 count,
+						int32 cycle_day)
+{
+	cycle_init(cycle, start, unit, count);
+	if (!cycle->monthly)
+		return;
+	if (cycle_day < 1 || cycle_day > 31)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("bill cycle day must be between 1 and 31"),
+				 errdetail("cycle day is %d.", cycle_day)));
+	cycle->cycle_day = cycle_day;
+	/* boundary 0 is the cycle day in start's month; step on until >= start */
+	if (cycle_boundary(cycle, 0) < start)
+		cycle->anchor_month += cycle->step;
+	cycle->anchor = cycle_boundary(cycle, 0);
 }
 
 /* Boundary k: the first day of the k-th period counted from the anchor. */
@@ -214,4 +242,118 @@ billing_cycle_period(PG_FUNCTION_ARGS)
 
 	/* validated: near 9999-12-31 the period could end past the last date */
 	PG_RETURN_BILLING_PERIOD(billing_period_make(p.start, p.end));
+}
+
+/*
+ * first_cycle_date(start_date, unit, count, cycle_day)
+ *		The first cycle date of a subscription starting on start_date.
+ */
+PG_FUNCTION_INFO_V1(billing_first_cycle_date);
+Datum
+billing_first_cycle_date(PG_FUNCTION_ARGS)
+{
+	Cycle		cycle;
+
+	cycle_init_subscription(&cycle, PG_GETARG_DATEADT(0),
+							cycle_unit_from_text(PG_GETARG_TEXT_PP(1)), PG_GETARG_INT32(2),
+							PG_GETARG_INT32(3));
+	PG_RETURN_DATEADT(cycle.anchor);
+}
+
+typedef struct TermPeriodsState
+{
+	Cycle		cycle;
+	int64		k;				/* index of the next period */
+	DateADT		start;			/* first day of the terms */
+	DateADT		end;			/* first day without them, or DATEVAL_NOEND */
+	DateADT		until;			/* no period starting after this day */
+	TupleDesc	tupdesc;
+} TermPeriodsState;
+
+/*
+ * cycle_periods(start_date, cycle_day, unit, count, from_date, end_date, until_date)
+ *		RETURNS TABLE(period billing_period, whole billing_period)
+ *
+ * The billing periods of terms that run from start_date to end_date (NULL:
+ * open), on the cycle that start_date and cycle_day define: each period
+ * clipped to [start_date, end_date), with "whole" the regular cycle period it
+ * belongs to (the denominator of its proration and the key it is reconciled
+ * under).  Only periods that end after from_date (NULL: all) and start on or
+ * before until_date are returned, so the cost follows the window, not the age
+ * of the subscription.
+ */
+PG_FUNCTION_INFO_V1(billing_cycle_periods);
+Datum
+billing_cycle_periods(PG_FUNCTION_ARGS)
+{
+	FuncCallContext *funcctx;
+	TermPeriodsState *state;
+	BillingPeriod period,
+				whole;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext oldcontext;
+		TupleDesc	tupdesc;
+		DateADT		start;
+		int32		cycle_day;
+
+		funcctx = SRF_FIRSTCALL_INIT();
+		oldcontext = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		if (PG_ARGISNULL(0) || PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(6))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("cycle_periods needs start_date, unit, count and until_date")));
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "cycle_periods must return a composite type");
+		start = PG_GETARG_DATEADT(0);
+		state = palloc(sizeof(TermPeriodsState));
+		state->tupdesc = BlessTupleDesc(tupdesc);
+		if (PG_ARGISNULL(1))
+		{
+			int			y,
+						m;
+
+			j2date(start + POSTGRES_EPOCH_JDATE, &y, &m, &cycle_day);
+		}
+		else
+			cycle_day = PG_GETARG_INT32(1);
+		cycle_init_subscription(&state->cycle, start,
+								cycle_unit_from_text(PG_GETARG_TEXT_PP(2)), PG_GETARG_INT32(3),
+								cycle_day);
+		state->start = start;
+		state->end = PG_ARGISNULL(5) ? DATEVAL_NOEND : PG_GETARG_DATEADT(5);
+		state->until = PG_GETARG_DATEADT(6);
+		if (!PG_ARGISNULL(5))
+			billing_check_date(state->end, "end_date");
+		billing_check_date(state->until, "until_date");
+		/* the first period: the one containing from_date, or the first one */
+		if (!PG_ARGISNULL(4) && PG_GETARG_DATEADT(4) > start)
+		{
+			billing_check_date(PG_GETARG_DATEADT(4), "from_date");
+			state->k = cycle_index_at(&state->cycle, PG_GETARG_DATEADT(4));
+		}
+		else
+			state->k = cycle_index_at(&state->cycle, start);
+		funcctx->user_fctx = state;
+		MemoryContextSwitchTo(oldcontext);
+	}
+
+	funcctx = SRF_PERCALL_SETUP();
+	state = (TermPeriodsState *) funcctx->user_fctx;
+
+	whole.start = cycle_boundary(&state->cycle, state->k);
+	whole.end = cycle_boundary(&state->cycle, state->k + 1);
+	period.start = Max(whole.start, state->start);
+	period.end = Min(whole.end, state->end);
+	if (period.start >= period.end || period.start > state->until)
+		SRF_RETURN_DONE(funcctx);
+	state->k++;
+
+	values[0] = BillingPeriodGetDatum(period);
+	values[1] = BillingPeriodGetDatum(whole);
+	SRF_RETURN_NEXT(funcctx,
+					HeapTupleGetDatum(heap_form_tuple(state->tupdesc, values, nulls)));
 }

@@ -33,6 +33,8 @@ typedef struct Cycle
 
 extern CycleUnit cycle_unit_from_text(const text *unit);
 extern void cycle_init(Cycle *cycle, DateADT anchor, CycleUnit unit, int32 count);
+extern void cycle_init_subscription(Cycle *cycle, DateADT start, CycleUnit unit, int32 count,
+									int32 cycle_day);
 extern DateADT cycle_boundary(const Cycle *cycle, int64 k);
 extern int64 cycle_index_at(const Cycle *cycle, DateADT day);
 extern BillingPeriod cycle_period_containing(const Cycle *cycle, DateADT day);

@@ -1,0 +1,232 @@
+-- Subscriptions and their dated timeline.
+--
+-- subscription holds the current terms and the engine's watermarks;
+-- subscription_change is the timeline the expected charge of any period is
+-- recomputed from: each 'start'/'change' row sets the full terms from its
+-- effective_date until the next row (the latest row wins on equal dates).
+
+CREATE TABLE billing.subscription (
+	subscription_id			bigserial,
+	account_id				bigint NOT NULL REFERENCES billing.account,
+	price_id				bigint NOT NULL REFERENCES billing.price,
+	quantity				numeric NOT NULL DEFAULT 1
+		CONSTRAINT subscription_quantity_not_negative CHECK (quantity >= 0),
+	unit_amount				numeric
+		CONSTRAINT subscription_unit_amount_valid CHECK (unit_amount >= 0 AND scale(unit_amount) <= 6),
+	start_date				date NOT NULL
+		CONSTRAINT subscription_start_date_finite CHECK (start_date > '0001-01-01' AND start_date < '9999-01-01'),
+	end_date				date,
+	bill_cycle_day			smallint
+		CONSTRAINT subscription_bill_cycle_day_range CHECK (bill_cycle_day BETWEEN 1 AND 31),
+	next_bill_date_override	date,
+	billing_hold			boolean NOT NULL DEFAULT false,
+	prorate_final_period	boolean NOT NULL DEFAULT true,
+	billed_through			date,
+	reconcile_from			date,
+	next_due_date			date,
+	created_at				timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (account_id, subscription_id),
+	CONSTRAINT subscription_end_after_start CHECK (end_date >= start_date)
+);
+CREATE INDEX subscription_id_idx ON billing.subscription (subscription_id);
+CREATE INDEX subscription_next_due_idx ON billing.subscription (next_due_date) WHERE next_due_date IS NOT NULL;
+CREATE INDEX subscription_reconcile_idx ON billing.subscription (reconcile_from) WHERE reconcile_from IS NOT NULL;
+COMMENT ON TABLE billing.subscription IS 'An account''s subscription to a price. Change terms with billing.change_subscription() and billing.cancel_subscription(), which keep the dated timeline';
+COMMENT ON COLUMN billing.subscription.subscription_id IS 'Subscription id';
+COMMENT ON COLUMN billing.subscription.account_id IS 'Account billed';
+COMMENT ON COLUMN billing.subscription.price_id IS 'Current price';
+COMMENT ON COLUMN billing.subscription.quantity IS 'Current quantity';
+COMMENT ON COLUMN billing.subscription.unit_amount IS 'Current unit amount overriding the price''s (flat, per_unit, package models); NULL: the price''s';
+COMMENT ON COLUMN billing.subscription.start_date IS 'First day of service';
+COMMENT ON COLUMN billing.subscription.end_date IS 'First day without service (set by cancel_subscription); NULL: open-ended';
+COMMENT ON COLUMN billing.subscription.bill_cycle_day IS 'Day of month to bill on; NULL: the account''s, else the start day';
+COMMENT ON COLUMN billing.subscription.next_bill_date_override IS 'Runs before this date skip the subscription; the run that bills on or after it clears it';
+COMMENT ON COLUMN billing.subscription.billing_hold IS 'When true, invoice runs skip the subscription; released, the next run catches up';
+COMMENT ON COLUMN billing.subscription.prorate_final_period IS 'false after cancel_subscription(prorate => false): the final period is charged in full';
+COMMENT ON COLUMN billing.subscription.billed_through IS 'Engine watermark: end of the last reconciled period';
+COMMENT ON COLUMN billing.subscription.reconcile_from IS 'Engine watermark: earliest date touched by a change, void or late usage since the last run; NULL: none';
+COMMENT ON COLUMN billing.subscription.next_due_date IS 'Engine watermark: first date on which something may fall due; NULL: nothing scheduled';
+COMMENT ON COLUMN billing.subscription.created_at IS 'When the subscription row was created';
+
+CREATE TABLE billing.subscription_change (
+	change_id		bigserial,
+	account_id		bigint NOT NULL,
+	subscription_id	bigint NOT NULL,
+	kind			text NOT NULL
+		CONSTRAINT subscription_change_kind_valid CHECK (kind IN ('start', 'change', 'cancel')),
+	effective_date	date NOT NULL,
+	price_id		bigint REFERENCES billing.price,
+	quantity		numeric,
+	unit_amount		numeric,
+	cycle_day		smallint,
+	prorate			boolean NOT NULL DEFAULT true,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (account_id, change_id),
+	FOREIGN KEY (account_id, subscription_id) REFERENCES billing.subscription ON DELETE CASCADE,
+	CONSTRAINT subscription_change_terms CHECK (kind = 'cancel' OR (price_id IS NOT NULL AND quantity IS NOT NULL))
+);
+CREATE INDEX subscription_change_timeline_idx
+	ON billing.subscription_change (account_id, subscription_id, effective_date, change_id);
+COMMENT ON TABLE billing.subscription_change IS 'Dated timeline of a subscription: start, each change of terms, cancellation';
+COMMENT ON COLUMN billing.subscription_change.change_id IS 'Change id; on equal effective dates the later change wins';
+COMMENT ON COLUMN billing.subscription_change.account_id IS 'Account of the subscription';
+COMMENT ON COLUMN billing.subscription_change.subscription_id IS 'Subscription changed';
+COMMENT ON COLUMN billing.subscription_change.kind IS 'start (initial terms), change (new terms from effective_date) or cancel (service ends on effective_date)';
+COMMENT ON COLUMN billing.subscription_change.effective_date IS 'First day the change applies to';
+COMMENT ON COLUMN billing.subscription_change.price_id IS 'Price from effective_date (NULL for cancel)';
+COMMENT ON COLUMN billing.subscription_change.quantity IS 'Quantity from effective_date';
+COMMENT ON COLUMN billing.subscription_change.unit_amount IS 'Unit amount override from effective_date; NULL: the price''s';
+COMMENT ON COLUMN billing.subscription_change.cycle_day IS 'Cycle day resolved when terms with a new cycle start here';
+COMMENT ON COLUMN billing.subscription_change.prorate IS 'cancel only: false charges the final period in full';
+COMMENT ON COLUMN billing.subscription_change.created_at IS 'When the change was recorded';
+
+-- New subscriptions: the first thing that can fall due is their start.
+CREATE FUNCTION billing.subscription_before_insert() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	NEW.next_due_date := NEW.start_date;
+	NEW.billed_through := NULL;
+	NEW.reconcile_from := NULL;
+	RETURN NEW;
+END $$;
+COMMENT ON FUNCTION billing.subscription_before_insert() IS 'Trigger: starts the engine watermarks of a new subscription';
+CREATE TRIGGER subscription_before_insert BEFORE INSERT ON billing.subscription
+	FOR EACH ROW EXECUTE FUNCTION billing.subscription_before_insert();
+
+-- ... and their initial terms open the timeline (one statement for a bulk load).
+CREATE FUNCTION billing.subscription_after_insert() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	INSERT INTO billing.subscription_change
+		(account_id, subscription_id, kind, effective_date, price_id, quantity, unit_amount, cycle_day)
+	SELECT n.account_id, n.subscription_id, 'start', n.start_date, n.price_id, n.quantity, n.unit_amount,
+		   coalesce(n.bill_cycle_day, a.bill_cycle_day, extract(day FROM n.start_date)::smallint)
+	FROM new_subscriptions n
+	JOIN billing.account a ON a.account_id = n.account_id;
+	-- subscriptions created already ended (end_date given) carry their end
+	INSERT INTO billing.subscription_change (account_id, subscription_id, kind, effective_date)
+	SELECT n.account_id, n.subscription_id, 'cancel', n.end_date
+	FROM new_subscriptions n WHERE n.end_date IS NOT NULL;
+	RETURN NULL;
+END $$;
+COMMENT ON FUNCTION billing.subscription_after_insert() IS 'Trigger: records the initial terms of new subscriptions in the timeline';
+CREATE TRIGGER subscription_after_insert AFTER INSERT ON billing.subscription
+	REFERENCING NEW TABLE AS new_subscriptions
+	FOR EACH STATEMENT EXECUTE FUNCTION billing.subscription_after_insert();
+
+-- Terms change only through the API, which keeps the timeline in step.
+CREATE FUNCTION billing.subscription_guard_terms() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF pg_catalog.current_setting('billing.timeline_write', true) IS DISTINCT FROM 'on' THEN
+		RAISE EXCEPTION 'terms of subscription % change only through billing.change_subscription() or billing.cancel_subscription()',
+			OLD.subscription_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'price_id, quantity, unit_amount, start_date, end_date, bill_cycle_day and account_id are kept by the dated timeline.';
+	END IF;
+	RETURN NEW;
+END $$;
+COMMENT ON FUNCTION billing.subscription_guard_terms() IS 'Trigger: rejects direct updates of subscription terms';
+CREATE TRIGGER subscription_guard_terms
+	BEFORE UPDATE OF price_id, quantity, unit_amount, start_date, end_date, bill_cycle_day, account_id
+	ON billing.subscription
+	FOR EACH ROW
+	WHEN ((OLD.price_id, OLD.quantity, OLD.unit_amount, OLD.start_date, OLD.end_date, OLD.bill_cycle_day, OLD.account_id)
+		  IS DISTINCT FROM (NEW.price_id, NEW.quantity, NEW.unit_amount, NEW.start_date, NEW.end_date, NEW.bill_cycle_day, NEW.account_id))
+	EXECUTE FUNCTION billing.subscription_guard_terms();
+
+-- Prices are immutable once a subscription uses them (create a new price).
+CREATE FUNCTION billing.price_guard_in_use() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM billing.subscription_change c WHERE c.price_id = OLD.price_id) THEN
+		RAISE EXCEPTION 'price "%" is used by subscriptions and cannot change', OLD.code
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Create a new price and move subscriptions with billing.change_subscription().';
+	END IF;
+	RETURN NEW;
+END $$;
+COMMENT ON FUNCTION billing.price_guard_in_use() IS 'Trigger: rejects changes to the billing terms of a price in use';
+CREATE TRIGGER price_guard_in_use
+	BEFORE UPDATE OF currency, charge_type, billing_interval, interval_count, billing_timing, pricing_model,
+		unit_amount, package_size, tiers, proration
+	ON billing.price
+	FOR EACH ROW EXECUTE FUNCTION billing.price_guard_in_use();
+
+CREATE TABLE billing.usage_record (
+	usage_id		bigserial,
+	account_id		bigint NOT NULL,
+	subscription_id	bigint NOT NULL,
+	quantity		numeric NOT NULL
+		CONSTRAINT usage_record_quantity_not_negative CHECK (quantity >= 0),
+	occurred_at		timestamptz NOT NULL,
+	usage_date		date,
+	idempotency_key	text,
+	recorded_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (account_id, usage_id),
+	UNIQUE (account_id, subscription_id, idempotency_key),
+	FOREIGN KEY (account_id, subscription_id) REFERENCES billing.subscription ON DELETE CASCADE
+);
+CREATE INDEX usage_record_day_idx ON billing.usage_record (account_id, subscription_id, usage_date);
+COMMENT ON TABLE billing.usage_record IS 'Metered usage of usage-priced subscriptions; append-only';
+COMMENT ON COLUMN billing.usage_record.usage_id IS 'Usage record id';
+COMMENT ON COLUMN billing.usage_record.account_id IS 'Account of the subscription';
+COMMENT ON COLUMN billing.usage_record.subscription_id IS 'Subscription the usage counts for';
+COMMENT ON COLUMN billing.usage_record.quantity IS 'Units used';
+COMMENT ON COLUMN billing.usage_record.occurred_at IS 'When the usage happened';
+COMMENT ON COLUMN billing.usage_record.usage_date IS 'occurred_at as a date in the account''s time zone, set on insert: the day it is billed under';
+COMMENT ON COLUMN billing.usage_record.idempotency_key IS 'Caller''s key: the same key twice for a subscription is rejected (23505)';
+COMMENT ON COLUMN billing.usage_record.recorded_at IS 'When the record was inserted';
+
+-- Instants become dates once, in the account's time zone.
+CREATE FUNCTION billing.usage_record_before_insert() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	SELECT (NEW.occurred_at AT TIME ZONE a.timezone)::date INTO NEW.usage_date
+	FROM billing.account a WHERE a.account_id = NEW.account_id;
+	RETURN NEW;
+END $$;
+COMMENT ON FUNCTION billing.usage_record_before_insert() IS 'Trigger: dates usage in the account''s time zone';
+CREATE TRIGGER usage_record_before_insert BEFORE INSERT ON billing.usage_record
+	FOR EACH ROW EXECUTE FUNCTION billing.usage_record_before_insert();
+
+-- Late usage (in an already reconciled period) marks the subscription for
+-- reconciliation.  The account share lock orders this after a running batch,
+-- so the check below sees the batch's new watermark.
+CREATE FUNCTION billing.usage_record_after_insert() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM 1 FROM billing.account a
+	WHERE a.account_id IN (SELECT n.account_id FROM new_usage n)
+	ORDER BY a.account_id
+	FOR SHARE;
+	UPDATE billing.subscription s
+	SET reconcile_from = least(coalesce(s.reconcile_from, n.first_day), n.first_day)
+	FROM (SELECT n.account_id, n.subscription_id, min(n.usage_date) AS first_day
+		  FROM new_usage n GROUP BY n.account_id, n.subscription_id) n
+	WHERE s.account_id = n.account_id AND s.subscription_id = n.subscription_id
+	  AND n.first_day < s.billed_through;
+	RETURN NULL;
+END $$;
+COMMENT ON FUNCTION billing.usage_record_after_insert() IS 'Trigger: marks subscriptions that received late usage for reconciliation';
+CREATE TRIGGER usage_record_after_insert AFTER INSERT ON billing.usage_record
+	REFERENCING NEW TABLE AS new_usage
+	FOR EACH STATEMENT EXECUTE FUNCTION billing.usage_record_after_insert();
+
+CREATE FUNCTION billing.usage_record_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RAISE EXCEPTION 'usage record % is append-only', OLD.usage_id
+		USING ERRCODE = 'object_not_in_prerequisite_state',
+			  DETAIL = format('quantity %s on %s for subscription %s', OLD.quantity, OLD.usage_date, OLD.subscription_id);
+END $$;
+COMMENT ON FUNCTION billing.usage_record_append_only() IS 'Trigger: usage records are never updated or deleted';
+CREATE TRIGGER usage_record_append_only BEFORE UPDATE OR DELETE ON billing.usage_record
+	FOR EACH ROW EXECUTE FUNCTION billing.usage_record_append_only();
+
+SELECT pg_catalog.pg_extension_config_dump('billing.subscription', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.subscription_subscription_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.subscription_change', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.subscription_change_change_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.usage_record', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.usage_record_usage_id_seq', '');

@@ -1,0 +1,131 @@
+-- Posting and voiding documents.
+
+-- Post drafts: totals from their lines, due dates from payment terms, and
+-- numbers from each type's series in document id order.  The caller holds
+-- the accounts' locks.
+CREATE FUNCTION billing.post_documents(account_ids bigint[], invoice_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	doc_type text;
+	n bigint;
+	first_number bigint;
+BEGIN
+	-- series locked in a fixed order (credit_note, debit_note, invoice)
+	FOR doc_type, n IN
+		SELECT i.document_type, count(*)
+		FROM unnest(account_ids, invoice_ids) AS d(account_id, invoice_id)
+		JOIN billing.invoice i ON i.account_id = d.account_id AND i.invoice_id = d.invoice_id
+		WHERE i.status = 'draft'
+		GROUP BY i.document_type
+		ORDER BY i.document_type
+	LOOP
+		first_number := billing.take_document_numbers(doc_type, n);
+		UPDATE billing.invoice i
+		SET status = 'posted',
+			posted_at = pg_catalog.now(),
+			document_number = billing.format_document_number(doc_type, first_number + d.seq - 1),
+			subtotal = d.subtotal,
+			tax_total = d.tax_total,
+			total = d.subtotal + d.tax_total,
+			due_date = CASE WHEN i.document_type = 'credit_note' THEN NULL
+							ELSE coalesce(i.due_date, i.invoice_date + a.payment_terms_days) END
+		FROM (SELECT i2.account_id, i2.invoice_id,
+					 row_number() OVER (ORDER BY i2.invoice_id) AS seq,
+					 coalesce((SELECT sum(l.amount) FROM billing.invoice_line l
+							   WHERE l.account_id = i2.account_id AND l.invoice_id = i2.invoice_id), 0) AS subtotal,
+					 coalesce((SELECT sum(l.tax_amount) FROM billing.invoice_line l
+							   WHERE l.account_id = i2.account_id AND l.invoice_id = i2.invoice_id), 0) AS tax_total
+			  FROM unnest(account_ids, invoice_ids) AS d2(account_id, invoice_id)
+			  JOIN billing.invoice i2 ON i2.account_id = d2.account_id AND i2.invoice_id = d2.invoice_id
+			  WHERE i2.status = 'draft' AND i2.document_type = doc_type) d,
+			 billing.account a
+		WHERE i.account_id = d.account_id AND i.invoice_id = d.invoice_id AND a.account_id = i.account_id;
+	END LOOP;
+END $$;
+COMMENT ON FUNCTION billing.post_documents(bigint[], bigint[]) IS
+	'Posts draft documents: totals from lines, due dates, gapless numbers in id order';
+
+-- Lock a document's account, then the document; 22023 for an unknown id.
+CREATE FUNCTION billing.lock_document(invoice_id bigint) RETURNS billing.invoice
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	owner bigint;
+	doc billing.invoice;
+BEGIN
+	SELECT i.account_id INTO owner FROM billing.invoice i WHERE i.invoice_id = lock_document.invoice_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'document % does not exist', invoice_id USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM 1 FROM billing.account a WHERE a.account_id = owner FOR UPDATE;
+	SELECT * INTO doc FROM billing.invoice i
+	WHERE i.account_id = owner AND i.invoice_id = lock_document.invoice_id
+	FOR UPDATE;
+	RETURN doc;
+END $$;
+COMMENT ON FUNCTION billing.lock_document(bigint) IS 'Locks a document''s account, then the document (the fixed lock order)';
+
+CREATE FUNCTION billing.post_invoice(invoice_id bigint) RETURNS billing.invoice
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	doc billing.invoice;
+BEGIN
+	doc := billing.lock_document(invoice_id);
+	IF doc.status <> 'draft' THEN
+		RAISE EXCEPTION '% % is already %', replace(doc.document_type, '_', ' '), doc.document_number, doc.status
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('document %s, total %s %s', doc.invoice_id, doc.total, doc.currency);
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM billing.invoice_line l WHERE l.account_id = doc.account_id AND l.invoice_id = doc.invoice_id) THEN
+		RAISE EXCEPTION 'draft % % has no lines', replace(doc.document_type, '_', ' '), doc.invoice_id
+			USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'Empty documents are not posted; delete the draft.';
+	END IF;
+	PERFORM billing.post_documents(ARRAY[doc.account_id], ARRAY[doc.invoice_id]);
+	SELECT * INTO doc FROM billing.invoice i WHERE i.account_id = doc.account_id AND i.invoice_id = doc.invoice_id;
+	RETURN doc;
+END $$;
+COMMENT ON FUNCTION billing.post_invoice(bigint) IS
+	'Posts a draft document: assigns the next number of its series (INV-, CN-, DN-) and makes it immutable';
+
+CREATE FUNCTION billing.void_invoice(invoice_id bigint, reason text, voided_on date DEFAULT CURRENT_DATE)
+	RETURNS billing.invoice
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	doc billing.invoice;
+BEGIN
+	IF reason IS NULL OR voided_on IS NULL THEN
+		RAISE EXCEPTION 'voiding needs a reason and a date' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	doc := billing.lock_document(invoice_id);
+	IF doc.status <> 'posted' THEN
+		RAISE EXCEPTION '% % is %, only posted documents are voided', replace(doc.document_type, '_', ' '),
+			coalesce(doc.document_number, doc.invoice_id::text), doc.status
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = CASE doc.status WHEN 'draft' THEN 'Delete a draft instead.' END;
+	END IF;
+	IF voided_on < doc.invoice_date THEN
+		RAISE EXCEPTION 'void date of % precedes its document date', doc.document_number
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('voided on %s, dated %s', voided_on, doc.invoice_date);
+	END IF;
+
+	PERFORM pg_catalog.set_config('billing.document_write', 'on', true);
+	UPDATE billing.invoice i
+	SET status = 'void', voided_on = void_invoice.voided_on, void_reason = reason
+	WHERE i.account_id = doc.account_id AND i.invoice_id = doc.invoice_id;
+	PERFORM pg_catalog.set_config('billing.document_write', 'off', true);
+
+	-- its periods are unbilled again: the next run re-bills them
+	UPDATE billing.subscription s
+	SET reconcile_from = least(coalesce(s.reconcile_from, v.first_day), v.first_day)
+	FROM (SELECT l.subscription_id, min(coalesce(billing.period_start(l.cycle_period), s2.start_date)) AS first_day
+		  FROM billing.invoice_line l
+		  JOIN billing.subscription s2 ON s2.account_id = l.account_id AND s2.subscription_id = l.subscription_id
+		  WHERE l.account_id = doc.account_id AND l.invoice_id = doc.invoice_id
+		  GROUP BY l.subscription_id) v
+	WHERE s.account_id = doc.account_id AND s.subscription_id = v.subscription_id;
+
+	SELECT * INTO doc FROM billing.invoice i WHERE i.account_id = doc.account_id AND i.invoice_id = doc.invoice_id;
+	RETURN doc;
+END $$;
+COMMENT ON FUNCTION billing.void_invoice(bigint, text, date) IS
+	'Voids a posted document without live allocations; its periods become unbilled and the next run re-bills them';

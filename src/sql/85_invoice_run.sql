@@ -1,0 +1,180 @@
+-- Invoice runs: the scheduled entry point, its chunked form, and preview.
+
+-- Bill the due work of some accounts (NULL: all) into batch_id.  Accounts are
+-- locked in account_id order first, so concurrent runs and subscription
+-- changes serialize per account without deadlocks; what is due is read after
+-- the locks, so a run waiting on another sees its documents and adds nothing.
+CREATE FUNCTION billing.bill_accounts(target_date date, auto_post boolean, batch_id bigint, account_ids bigint[])
+	RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	doc_accounts bigint[];
+	doc_ids bigint[];
+BEGIN
+	PERFORM 1 FROM billing.account a
+	WHERE a.account_id IN (SELECT s.account_id FROM billing.subscription s
+						   WHERE (s.next_due_date <= target_date OR s.reconcile_from IS NOT NULL)
+							 AND s.start_date <= target_date
+							 AND (account_ids IS NULL OR s.account_id = ANY (account_ids)))
+	  AND NOT a.billing_hold
+	ORDER BY a.account_id
+	FOR UPDATE OF a;
+
+	IF to_regclass('pg_temp.billing_due') IS NOT NULL THEN
+		DROP TABLE pg_temp.billing_due;
+	END IF;
+	CREATE TEMP TABLE billing_due ON COMMIT DROP AS
+	SELECT * FROM billing.due_items(target_date, account_ids);
+
+	-- one document per account and currency; net credit makes a credit note
+	IF to_regclass('pg_temp.billing_new_documents') IS NOT NULL THEN
+		DROP TABLE pg_temp.billing_new_documents;
+	END IF;
+	CREATE TEMP TABLE billing_new_documents ON COMMIT DROP AS
+	WITH head AS (
+		INSERT INTO billing.invoice AS i
+			(account_id, batch_id, document_type, invoice_date, due_date, currency, subtotal, tax_total, total)
+		SELECT d.account_id, bill_accounts.batch_id,
+			   CASE WHEN sum(d.amount + d.tax_amount) < 0 THEN 'credit_note' ELSE 'invoice' END,
+			   target_date,
+			   CASE WHEN sum(d.amount + d.tax_amount) < 0 THEN NULL ELSE target_date + a.payment_terms_days END,
+			   d.currency, sum(d.amount), sum(d.tax_amount), sum(d.amount) + sum(d.tax_amount)
+		FROM billing_due d
+		JOIN billing.account a ON a.account_id = d.account_id
+		WHERE d.item = 'line'
+		GROUP BY d.account_id, d.currency, a.payment_terms_days
+		ORDER BY d.account_id, d.currency
+		RETURNING i.account_id, i.invoice_id, i.currency, i.total
+	)
+	SELECT * FROM head;
+
+	INSERT INTO billing.invoice_line
+		(account_id, invoice_id, line_number, subscription_id, price_id, kind, service_period, cycle_period,
+		 quantity, unit_amount, amount, tax_amount, description)
+	SELECT d.account_id, n.invoice_id, d.line_number, d.subscription_id, d.price_id, d.kind, d.service_period,
+		   d.cycle_period, d.quantity, d.unit_amount, d.amount, d.tax_amount, d.description
+	FROM billing_due d
+	JOIN billing_new_documents n ON n.account_id = d.account_id AND n.currency = d.currency
+	WHERE d.item = 'line'
+	ORDER BY d.account_id, d.currency, d.line_number;
+
+	IF auto_post THEN
+		SELECT array_agg(n.account_id ORDER BY n.invoice_id), array_agg(n.invoice_id ORDER BY n.invoice_id)
+		INTO doc_accounts, doc_ids
+		FROM billing_new_documents n;
+		IF doc_ids IS NOT NULL THEN
+			PERFORM billing.post_documents(doc_accounts, doc_ids);
+		END IF;
+	END IF;
+
+	-- watermarks: keep a reconcile_from that moved while we ran (late usage)
+	UPDATE billing.subscription s
+	SET billed_through = w.billed_through,
+		next_due_date = w.next_due_date,
+		reconcile_from = CASE WHEN s.reconcile_from IS NOT DISTINCT FROM w.seen_reconcile_from
+							  THEN NULL ELSE s.reconcile_from END,
+		next_bill_date_override = NULL
+	FROM billing_due w
+	WHERE w.item = 'watermark' AND s.account_id = w.account_id AND s.subscription_id = w.subscription_id;
+
+	UPDATE billing.invoice_batch b
+	SET accounts = b.accounts + (SELECT count(DISTINCT n.account_id) FROM billing_new_documents n),
+		invoices = b.invoices + (SELECT count(*) FROM billing_new_documents n),
+		lines = b.lines + (SELECT count(*) FROM billing_due d WHERE d.item = 'line'),
+		total_amount = b.total_amount + (SELECT coalesce(sum(n.total), 0) FROM billing_new_documents n)
+	WHERE b.batch_id = bill_accounts.batch_id;
+END $$;
+COMMENT ON FUNCTION billing.bill_accounts(date, boolean, bigint, bigint[]) IS
+	'Bills the due work of the given accounts (NULL: all) into a batch: locks, lines, documents, posting, watermarks';
+
+CREATE FUNCTION billing.check_run_isolation() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	-- under a frozen snapshot a run could not see a concurrent run's documents
+	IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+		RAISE EXCEPTION 'invoice runs need READ COMMITTED isolation'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('transaction_isolation is %s', pg_catalog.current_setting('transaction_isolation'));
+	END IF;
+END $$;
+COMMENT ON FUNCTION billing.check_run_isolation() IS 'Rejects invoice runs outside READ COMMITTED';
+
+CREATE FUNCTION billing.run_invoice_batch(target_date date DEFAULT CURRENT_DATE, auto_post boolean DEFAULT true)
+	RETURNS billing.invoice_batch
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	batch billing.invoice_batch;
+BEGIN
+	IF target_date IS NULL OR auto_post IS NULL THEN
+		RAISE EXCEPTION 'target_date and auto_post of an invoice run must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM billing.check_run_isolation();
+	INSERT INTO billing.invoice_batch AS b (target_date, invoice_date, auto_post)
+	VALUES (target_date, target_date, auto_post)
+	RETURNING * INTO batch;
+	PERFORM billing.bill_accounts(target_date, auto_post, batch.batch_id, NULL);
+	UPDATE billing.invoice_batch b SET status = 'completed', finished_at = pg_catalog.clock_timestamp()
+	WHERE b.batch_id = batch.batch_id
+	RETURNING * INTO batch;
+	RETURN batch;
+END $$;
+COMMENT ON FUNCTION billing.run_invoice_batch(date, boolean) IS
+	'The nightly invoice run: bills every period due by target_date that is not yet billed (or billed differently), one document per account and currency; idempotent';
+
+-- SECURITY INVOKER: PostgreSQL forbids COMMIT in SECURITY DEFINER procedures.
+CREATE PROCEDURE billing.run_invoice_batch_chunked(target_date date DEFAULT CURRENT_DATE, chunk_accounts int DEFAULT 1000,
+												   auto_post boolean DEFAULT true)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	batch_id bigint;
+	last_account bigint := 0;
+	chunk bigint[];
+BEGIN
+	IF target_date IS NULL OR chunk_accounts IS NULL OR auto_post IS NULL THEN
+		RAISE EXCEPTION 'arguments of run_invoice_batch_chunked must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF chunk_accounts < 1 THEN
+		RAISE EXCEPTION 'chunk_accounts must be positive' USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('chunk_accounts is %s', chunk_accounts);
+	END IF;
+	PERFORM billing.check_run_isolation();
+	INSERT INTO billing.invoice_batch AS b (target_date, invoice_date, auto_post)
+	VALUES (target_date, target_date, auto_post)
+	RETURNING b.batch_id INTO batch_id;
+	COMMIT;
+	LOOP
+		SELECT array_agg(x.account_id ORDER BY x.account_id) INTO chunk
+		FROM (SELECT DISTINCT s.account_id
+			  FROM billing.subscription s
+			  WHERE (s.next_due_date <= target_date OR s.reconcile_from IS NOT NULL)
+				AND s.start_date <= target_date AND s.account_id > last_account
+			  ORDER BY s.account_id
+			  LIMIT chunk_accounts) x;
+		EXIT WHEN chunk IS NULL;
+		PERFORM billing.bill_accounts(target_date, auto_post, batch_id, chunk);
+		last_account := chunk[array_upper(chunk, 1)];
+		COMMIT;
+	END LOOP;
+	UPDATE billing.invoice_batch b SET status = 'completed', finished_at = pg_catalog.clock_timestamp()
+	WHERE b.batch_id = run_invoice_batch_chunked.batch_id;
+	COMMIT;
+END $$;
+COMMENT ON PROCEDURE billing.run_invoice_batch_chunked(date, int, boolean) IS
+	'The invoice run in chunks of accounts, committing each chunk so a crash keeps the progress; CALL it outside a transaction block';
+
+CREATE FUNCTION billing.preview_invoice(account_id bigint, target_date date DEFAULT CURRENT_DATE)
+	RETURNS SETOF billing.invoice_line
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM billing.account a WHERE a.account_id = preview_invoice.account_id) THEN
+		RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN QUERY
+	SELECT NULL::bigint, d.account_id, NULL::bigint, d.line_number, d.subscription_id, d.price_id, d.kind,
+		   d.service_period, d.cycle_period, d.quantity, d.unit_amount, d.amount, d.tax_amount, d.description
+	FROM billing.due_items(target_date, ARRAY[preview_invoice.account_id]) d
+	WHERE d.item = 'line'
+	ORDER BY d.currency, d.line_number;
+END $$;
+COMMENT ON FUNCTION billing.preview_invoice(bigint, date) IS
+	'The lines a run with this target date would create for the account now (ids NULL); writes nothing';
