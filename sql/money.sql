@@ -79,4 +79,6 @@ BEGIN;
 INSERT INTO currency (code, minor_units) VALUES ('XTS', 4);
 SELECT round_money(1.23456, 'XTS') AS test_currency;
 ROLLBACK;
-SELECT extcondition FROM pg_extension WHERE extname = 'billing';
+SELECT x.cond AS currency_dump_filter
+FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS x(rel, cond)
+WHERE e.extname = 'billing' AND x.rel = 'billing.currency'::regclass;
