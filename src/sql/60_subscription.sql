@@ -24,6 +24,7 @@ CREATE TABLE billing.subscription (
 	billed_through			date,
 	reconcile_from			date,
 	next_due_date			date,
+	last_target_date		date,
 	created_at				timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	PRIMARY KEY (account_id, subscription_id),
 	CONSTRAINT subscription_end_after_start CHECK (end_date >= start_date)
@@ -46,6 +47,7 @@ COMMENT ON COLUMN billing.subscription.prorate_final_period IS 'false after canc
 COMMENT ON COLUMN billing.subscription.billed_through IS 'Engine watermark: end of the last reconciled period';
 COMMENT ON COLUMN billing.subscription.reconcile_from IS 'Engine watermark: earliest date touched by a change, void or late usage since the last run; NULL: none';
 COMMENT ON COLUMN billing.subscription.next_due_date IS 'Engine watermark: first date on which something may fall due; NULL: nothing scheduled';
+COMMENT ON COLUMN billing.subscription.last_target_date IS 'Target date of the last run that reconciled the subscription: every period due by it is billed as expected';
 COMMENT ON COLUMN billing.subscription.created_at IS 'When the subscription row was created';
 
 CREATE TABLE billing.subscription_change (
@@ -87,6 +89,7 @@ BEGIN
 	NEW.next_due_date := NEW.start_date;
 	NEW.billed_through := NULL;
 	NEW.reconcile_from := NULL;
+	NEW.last_target_date := NULL;
 	RETURN NEW;
 END $$;
 COMMENT ON FUNCTION billing.subscription_before_insert() IS 'Trigger: starts the engine watermarks of a new subscription';

@@ -31,7 +31,7 @@ CREATE TYPE billing.due_item AS (
 );
 COMMENT ON TYPE billing.due_item IS 'Output of billing.due_items(): a line to bill, or a subscription''s new watermarks';
 
-CREATE FUNCTION billing.due_items(target_date date, account_ids bigint[] DEFAULT NULL)
+CREATE FUNCTION billing.due_items(target_date date, account_ids bigint[] DEFAULT NULL, full_history boolean DEFAULT false)
 	RETURNS SETOF billing.due_item
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -41,10 +41,11 @@ BEGIN
 	candidate AS (
 		SELECT s.account_id, s.subscription_id, s.start_date, s.end_date, s.prorate_final_period,
 			   s.billed_through, s.reconcile_from, s.next_due_date,
-			   least(coalesce(s.billed_through, s.start_date), coalesce(s.reconcile_from, 'infinity')) AS window_from
+			   CASE WHEN full_history THEN s.start_date
+					ELSE least(coalesce(s.billed_through, s.start_date), coalesce(s.reconcile_from, 'infinity')) END AS window_from
 		FROM billing.subscription s
 		JOIN billing.account a ON a.account_id = s.account_id
-		WHERE (s.next_due_date <= target_date OR s.reconcile_from IS NOT NULL)
+		WHERE (full_history OR s.next_due_date <= target_date OR s.reconcile_from IS NOT NULL)
 		  AND s.start_date <= target_date
 		  AND NOT a.billing_hold AND NOT s.billing_hold
 		  AND (s.next_bill_date_override IS NULL OR s.next_bill_date_override <= target_date)
@@ -319,5 +320,5 @@ BEGIN
 		   NULL, NULL, NULL, w.billed_through, w.next_due_date, w.reconcile_from
 	FROM watermark w;
 END $$;
-COMMENT ON FUNCTION billing.due_items(date, bigint[]) IS
-	'What a run with this target date would bill: lines (expected minus billed per subscription period) and each candidate subscription''s new watermarks. Writes nothing';
+COMMENT ON FUNCTION billing.due_items(date, bigint[], boolean) IS
+	'What a run with this target date would bill: lines (expected minus billed per subscription period) and each candidate subscription''s new watermarks; full_history ignores the watermarks (used by check_integrity). Writes nothing';

@@ -71,6 +71,7 @@ BEGIN
 	UPDATE billing.subscription s
 	SET billed_through = w.billed_through,
 		next_due_date = w.next_due_date,
+		last_target_date = greatest(s.last_target_date, target_date),
 		reconcile_from = CASE WHEN s.reconcile_from IS NOT DISTINCT FROM w.seen_reconcile_from
 							  THEN NULL ELSE s.reconcile_from END,
 		next_bill_date_override = NULL

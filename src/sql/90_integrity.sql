@@ -1,0 +1,75 @@
+-- check_integrity(): the invariants finance relies on, as rows of findings.
+-- No rows means healthy.  Every check names what it found and the numbers.
+
+CREATE FUNCTION billing.check_integrity() RETURNS TABLE (check_name text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	target date;
+BEGIN
+	-- document totals equal the sum of their lines
+	RETURN QUERY
+	SELECT 'document_totals'::text,
+		   format('%s %s (document %s): subtotal %s, tax %s, total %s; lines sum to %s and tax %s',
+				  i.document_type, coalesce(i.document_number, 'draft'), i.invoice_id, i.subtotal, i.tax_total, i.total,
+				  coalesce(l.amount, 0), coalesce(l.tax, 0))
+	FROM billing.invoice i
+	LEFT JOIN (SELECT l.account_id, l.invoice_id, sum(l.amount) AS amount, sum(l.tax_amount) AS tax
+			   FROM billing.invoice_line l GROUP BY l.account_id, l.invoice_id) l
+		   ON l.account_id = i.account_id AND l.invoice_id = i.invoice_id
+	WHERE i.status <> 'draft'
+	  AND (i.subtotal <> coalesce(l.amount, 0) OR i.tax_total <> coalesce(l.tax, 0) OR i.total <> i.subtotal + i.tax_total);
+
+	-- every stored amount is rounded to its currency's minor unit
+	RETURN QUERY
+	SELECT 'money_rounding'::text,
+		   format('line %s of document %s: amount %s, tax %s not rounded to %s (%s decimals)',
+				  l.line_id, l.invoice_id, l.amount, l.tax_amount, i.currency, c.minor_units)
+	FROM billing.invoice_line l
+	JOIN billing.invoice i ON i.account_id = l.account_id AND i.invoice_id = l.invoice_id
+	JOIN billing.currency c ON c.code = i.currency
+	WHERE round(l.amount, c.minor_units) <> l.amount OR round(l.tax_amount, c.minor_units) <> l.tax_amount;
+
+	-- credit notes credit, invoices and debit notes charge
+	RETURN QUERY
+	SELECT 'document_sign'::text,
+		   format('%s %s (document %s) has total %s', i.document_type, i.document_number, i.invoice_id, i.total)
+	FROM billing.invoice i
+	WHERE i.status <> 'draft'
+	  AND ((i.document_type = 'credit_note' AND i.total > 0) OR (i.document_type <> 'credit_note' AND i.total < 0));
+
+	-- one continuous series per document type: 1..last_number, each once
+	RETURN QUERY
+	SELECT 'gapless_numbering'::text,
+		   format('%s series: %s numbers used, %s distinct, highest %s, series at %s',
+				  coalesce(n.document_type, s.document_type), coalesce(n.used, 0), coalesce(n.distinct_numbers, 0),
+				  coalesce(n.highest, 0), coalesce(s.last_number, 0))
+	FROM (SELECT i.document_type, count(*) AS used, count(DISTINCT i.document_number) AS distinct_numbers,
+				 max(substring(i.document_number FROM '[0-9]+$')::bigint) AS highest,
+				 bool_and(i.document_number = billing.format_document_number(i.document_type,
+											   substring(i.document_number FROM '[0-9]+$')::bigint)) AS well_formed
+		  FROM billing.invoice i WHERE i.status <> 'draft' GROUP BY i.document_type) n
+	FULL JOIN billing.document_series s ON s.document_type = n.document_type
+	WHERE NOT (coalesce(n.used, 0) = coalesce(s.last_number, 0)
+			   AND coalesce(n.distinct_numbers, 0) = coalesce(n.used, 0)
+			   AND coalesce(n.highest, 0) = coalesce(s.last_number, 0)
+			   AND coalesce(n.well_formed, true));
+
+	-- principle 3: after a run with target T, every period of a subscription due
+	-- by T holds exactly its expected amount.  Held subscriptions, pending
+	-- changes and those no run has reconciled yet are exempt.
+	FOR target IN SELECT DISTINCT s.last_target_date FROM billing.subscription s WHERE s.last_target_date IS NOT NULL LOOP
+		RETURN QUERY
+		SELECT 'reconciliation'::text,
+			   format('subscription %s, period %s: expected minus billed is %s %s as of target date %s',
+					  d.subscription_id, coalesce(d.cycle_period::text, 'one-time'), sum(d.amount), d.currency, target)
+		FROM billing.due_items(target,
+							   ARRAY(SELECT DISTINCT s.account_id FROM billing.subscription s WHERE s.last_target_date = target),
+							   true) d
+		JOIN billing.subscription s ON s.account_id = d.account_id AND s.subscription_id = d.subscription_id
+		WHERE d.item = 'line' AND s.last_target_date = target AND s.reconcile_from IS NULL
+		GROUP BY d.subscription_id, d.cycle_period, d.currency
+		HAVING sum(d.amount) <> 0;
+	END LOOP;
+END $$;
+COMMENT ON FUNCTION billing.check_integrity() IS
+	'Invariant checks; no rows when healthy: document totals, money rounding, document signs, gapless numbering, reconciliation of every due period';
