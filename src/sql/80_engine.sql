@@ -237,7 +237,9 @@ BEGIN
 		SELECT d.account_id, d.subscription_id, d.currency, d.billed_price_id, 'proration',
 			   billing.billing_period(d.rp, CASE WHEN d.billed_end > d.rp THEN d.billed_end ELSE billing.period_end(d.whole) END),
 			   d.whole, NULL, NULL, d.unchanged - d.billed,
-			   'Unused time on ' || d.product_name || ' from ' || d.rp::text,
+			   'Unused time on ' || coalesce((SELECT pr.name FROM billing.price p JOIN billing.product pr ON pr.product_id = p.product_id
+											 WHERE p.price_id = d.billed_price_id), d.product_name)
+				   || ' from ' || d.rp::text,
 			   d.rp, 1
 		FROM recurring_diff d
 		WHERE d.billed_lines > 0 AND d.expected <> d.billed AND d.unchanged - d.billed <> 0
