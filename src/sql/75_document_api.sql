@@ -108,6 +108,20 @@ BEGIN
 				  DETAIL = format('voided on %s, dated %s', voided_on, doc.invoice_date);
 	END IF;
 
+	-- money applied to or from it must be unapplied (or refunds undone) first
+	PERFORM 1 FROM billing.allocation a
+	WHERE a.account_id = doc.account_id AND (a.invoice_id = doc.invoice_id OR a.credit_note_id = doc.invoice_id)
+	HAVING coalesce(sum(a.amount), 0) <> 0;
+	IF FOUND OR EXISTS (SELECT 1 FROM billing.refund r WHERE r.account_id = doc.account_id AND r.credit_note_id = doc.invoice_id) THEN
+		RAISE EXCEPTION '% % has live allocations', replace(doc.document_type, '_', ' '), doc.document_number
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('allocated %s %s', (SELECT sum(a.amount) FROM billing.allocation a
+													  WHERE a.account_id = doc.account_id
+														AND (a.invoice_id = doc.invoice_id OR a.credit_note_id = doc.invoice_id)),
+								  doc.currency),
+				  HINT = 'Unapply its allocations with billing.unapply() first.';
+	END IF;
+
 	PERFORM pg_catalog.set_config('billing.document_write', 'on', true);
 	UPDATE billing.invoice i
 	SET status = 'void', voided_on = void_invoice.voided_on, void_reason = reason

@@ -64,6 +64,7 @@ BEGIN
 		FROM billing_new_documents n;
 		IF doc_ids IS NOT NULL THEN
 			PERFORM billing.post_documents(doc_accounts, doc_ids);
+			PERFORM billing.apply_account_credit(doc_accounts, doc_ids);
 		END IF;
 	END IF;
 

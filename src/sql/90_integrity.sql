@@ -54,6 +54,53 @@ BEGIN
 			   AND coalesce(n.highest, 0) = coalesce(s.last_number, 0)
 			   AND coalesce(n.well_formed, true));
 
+	-- payments: allocations and refunds within the amount received
+	RETURN QUERY
+	SELECT 'payment_limits'::text,
+		   format('payment %s of account %s: amount %s, allocated %s, refunded %s', p.payment_id, p.account_id, p.amount,
+				  coalesce(a.amount, 0), coalesce(r.amount, 0))
+	FROM billing.payment p
+	LEFT JOIN (SELECT a.account_id, a.payment_id, sum(a.amount) AS amount FROM billing.allocation a
+			   WHERE a.payment_id IS NOT NULL GROUP BY 1, 2) a ON a.account_id = p.account_id AND a.payment_id = p.payment_id
+	LEFT JOIN (SELECT r.account_id, r.payment_id, sum(r.amount) AS amount FROM billing.refund r
+			   WHERE r.payment_id IS NOT NULL GROUP BY 1, 2) r ON r.account_id = p.account_id AND r.payment_id = p.payment_id
+	WHERE coalesce(a.amount, 0) + coalesce(r.amount, 0) > p.amount OR coalesce(a.amount, 0) < 0;
+
+	-- credit notes: allocations and refunds within the credit
+	RETURN QUERY
+	SELECT 'credit_note_limits'::text,
+		   format('credit note %s: credit %s, allocated %s, refunded %s', c.document_number, -c.total,
+				  coalesce(a.amount, 0), coalesce(r.amount, 0))
+	FROM billing.invoice c
+	LEFT JOIN (SELECT a.account_id, a.credit_note_id, sum(a.amount) AS amount FROM billing.allocation a
+			   WHERE a.credit_note_id IS NOT NULL GROUP BY 1, 2) a ON a.account_id = c.account_id AND a.credit_note_id = c.invoice_id
+	LEFT JOIN (SELECT r.account_id, r.credit_note_id, sum(r.amount) AS amount FROM billing.refund r
+			   WHERE r.credit_note_id IS NOT NULL GROUP BY 1, 2) r ON r.account_id = c.account_id AND r.credit_note_id = c.invoice_id
+	WHERE c.document_type = 'credit_note' AND c.status <> 'draft'
+	  AND (coalesce(a.amount, 0) + coalesce(r.amount, 0) > -c.total OR coalesce(a.amount, 0) < 0
+		   OR (c.status = 'void' AND coalesce(a.amount, 0) + coalesce(r.amount, 0) <> 0));
+
+	-- no invoice or debit note open below zero; allocations only to posted
+	-- invoices and debit notes, in the source's currency, never to void ones
+	RETURN QUERY
+	SELECT 'document_allocations'::text,
+		   format('%s %s (%s): total %s, allocated %s', i.document_type, coalesce(i.document_number, 'draft'), i.status,
+				  i.total, a.amount)
+	FROM billing.invoice i
+	JOIN (SELECT a.account_id, a.invoice_id, sum(a.amount) AS amount FROM billing.allocation a GROUP BY 1, 2) a
+	  ON a.account_id = i.account_id AND a.invoice_id = i.invoice_id
+	WHERE a.amount > i.total OR a.amount < 0 OR i.document_type = 'credit_note' OR i.status = 'draft'
+	   OR (i.status = 'void' AND a.amount <> 0);
+	RETURN QUERY
+	SELECT 'allocation_currency'::text,
+		   format('allocation %s: source in %s, document %s in %s', a.allocation_id, coalesce(p.currency, c.currency),
+				  i.document_number, i.currency)
+	FROM billing.allocation a
+	JOIN billing.invoice i ON i.account_id = a.account_id AND i.invoice_id = a.invoice_id
+	LEFT JOIN billing.payment p ON p.account_id = a.account_id AND p.payment_id = a.payment_id
+	LEFT JOIN billing.invoice c ON c.account_id = a.account_id AND c.invoice_id = a.credit_note_id
+	WHERE coalesce(p.currency, c.currency) <> i.currency;
+
 	-- principle 3: after a run with target T, every period of a subscription due
 	-- by T holds exactly its expected amount.  Held subscriptions, pending
 	-- changes and those no run has reconciled yet are exempt.
@@ -72,4 +119,4 @@ BEGIN
 	END LOOP;
 END $$;
 COMMENT ON FUNCTION billing.check_integrity() IS
-	'Invariant checks; no rows when healthy: document totals, money rounding, document signs, gapless numbering, reconciliation of every due period';
+	'Invariant checks; no rows when healthy: document totals, money rounding, document signs, gapless numbering, allocation and refund limits, reconciliation of every due period';

@@ -1,0 +1,181 @@
+-- Receivables: payments, allocations and refunds.  Append-only: corrections
+-- are new rows (a reversing allocation), so every balance can be computed as
+-- of any past date.
+
+CREATE TABLE billing.payment (
+	payment_id		bigserial,
+	account_id		bigint NOT NULL REFERENCES billing.account,
+	amount			numeric NOT NULL
+		CONSTRAINT payment_amount_positive CHECK (amount > 0),
+	currency		text NOT NULL REFERENCES billing.currency (code),
+	received_on		date NOT NULL,
+	method			text,
+	reference		text,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (account_id, payment_id),
+	UNIQUE (account_id, reference)
+);
+CREATE INDEX payment_id_idx ON billing.payment (payment_id);
+COMMENT ON TABLE billing.payment IS 'Money received from a customer; applied to documents by allocations';
+COMMENT ON COLUMN billing.payment.payment_id IS 'Payment id';
+COMMENT ON COLUMN billing.payment.account_id IS 'Paying account';
+COMMENT ON COLUMN billing.payment.amount IS 'Amount received, positive, in the account''s currency';
+COMMENT ON COLUMN billing.payment.currency IS 'Currency of the payment';
+COMMENT ON COLUMN billing.payment.received_on IS 'Date received: the payment counts from this date';
+COMMENT ON COLUMN billing.payment.method IS 'Payment method, e.g. card, wire';
+COMMENT ON COLUMN billing.payment.reference IS 'Caller''s reference: record_payment is idempotent on (account, reference)';
+COMMENT ON COLUMN billing.payment.created_at IS 'When the row was created';
+
+CREATE TABLE billing.allocation (
+	allocation_id			bigserial,
+	account_id				bigint NOT NULL,
+	invoice_id				bigint NOT NULL,
+	payment_id				bigint,
+	credit_note_id			bigint,
+	amount					numeric NOT NULL
+		CONSTRAINT allocation_amount_not_zero CHECK (amount <> 0),
+	allocated_on			date NOT NULL,
+	reverses_allocation_id	bigint,
+	created_at				timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (account_id, allocation_id),
+	FOREIGN KEY (account_id, invoice_id) REFERENCES billing.invoice (account_id, invoice_id),
+	FOREIGN KEY (account_id, payment_id) REFERENCES billing.payment (account_id, payment_id),
+	FOREIGN KEY (account_id, credit_note_id) REFERENCES billing.invoice (account_id, invoice_id),
+	FOREIGN KEY (account_id, reverses_allocation_id) REFERENCES billing.allocation (account_id, allocation_id),
+	CONSTRAINT allocation_one_source CHECK ((payment_id IS NULL) <> (credit_note_id IS NULL)),
+	CONSTRAINT allocation_reversal_negative CHECK ((reverses_allocation_id IS NULL) = (amount > 0)),
+	CONSTRAINT allocation_reversed_once UNIQUE (account_id, reverses_allocation_id)
+);
+CREATE INDEX allocation_id_idx ON billing.allocation (allocation_id);
+CREATE INDEX allocation_invoice_idx ON billing.allocation (account_id, invoice_id);
+CREATE INDEX allocation_payment_idx ON billing.allocation (account_id, payment_id) WHERE payment_id IS NOT NULL;
+CREATE INDEX allocation_credit_note_idx ON billing.allocation (account_id, credit_note_id) WHERE credit_note_id IS NOT NULL;
+COMMENT ON TABLE billing.allocation IS 'Money from one source (a payment or a posted credit note) applied to an invoice or debit note; a reversal is a new row with the negated amount';
+COMMENT ON COLUMN billing.allocation.allocation_id IS 'Allocation id';
+COMMENT ON COLUMN billing.allocation.account_id IS 'Account of source and target';
+COMMENT ON COLUMN billing.allocation.invoice_id IS 'Target document: an invoice or debit note';
+COMMENT ON COLUMN billing.allocation.payment_id IS 'Source payment, or NULL';
+COMMENT ON COLUMN billing.allocation.credit_note_id IS 'Source credit note (its invoice_id), or NULL';
+COMMENT ON COLUMN billing.allocation.amount IS 'Amount applied; negative on a reversal';
+COMMENT ON COLUMN billing.allocation.allocated_on IS 'Date the allocation counts from';
+COMMENT ON COLUMN billing.allocation.reverses_allocation_id IS 'The allocation this row reverses (unapply)';
+COMMENT ON COLUMN billing.allocation.created_at IS 'When the row was created';
+
+CREATE TABLE billing.refund (
+	refund_id		bigserial,
+	account_id		bigint NOT NULL,
+	payment_id		bigint,
+	credit_note_id	bigint,
+	amount			numeric NOT NULL
+		CONSTRAINT refund_amount_positive CHECK (amount > 0),
+	refunded_on		date NOT NULL,
+	reference		text,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (account_id, refund_id),
+	FOREIGN KEY (account_id, payment_id) REFERENCES billing.payment (account_id, payment_id),
+	FOREIGN KEY (account_id, credit_note_id) REFERENCES billing.invoice (account_id, invoice_id),
+	CONSTRAINT refund_one_source CHECK ((payment_id IS NULL) <> (credit_note_id IS NULL))
+);
+CREATE INDEX refund_payment_idx ON billing.refund (account_id, payment_id) WHERE payment_id IS NOT NULL;
+CREATE INDEX refund_credit_note_idx ON billing.refund (account_id, credit_note_id) WHERE credit_note_id IS NOT NULL;
+COMMENT ON TABLE billing.refund IS 'Money paid back from the unapplied part of a payment or credit note';
+COMMENT ON COLUMN billing.refund.refund_id IS 'Refund id';
+COMMENT ON COLUMN billing.refund.account_id IS 'Account refunded';
+COMMENT ON COLUMN billing.refund.payment_id IS 'Source payment, or NULL';
+COMMENT ON COLUMN billing.refund.credit_note_id IS 'Source credit note, or NULL';
+COMMENT ON COLUMN billing.refund.amount IS 'Amount refunded, positive';
+COMMENT ON COLUMN billing.refund.refunded_on IS 'Date refunded';
+COMMENT ON COLUMN billing.refund.reference IS 'Caller''s reference';
+COMMENT ON COLUMN billing.refund.created_at IS 'When the row was created';
+
+CREATE FUNCTION billing.append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RAISE EXCEPTION '% rows are append-only', TG_TABLE_NAME
+		USING ERRCODE = 'object_not_in_prerequisite_state',
+			  DETAIL = format('%s of %s', lower(TG_OP), row_to_json(OLD)),
+			  HINT = 'Record a correction instead: billing.unapply(), a credit note or a refund.';
+END $$;
+COMMENT ON FUNCTION billing.append_only() IS 'Trigger: payments, allocations and refunds are never updated or deleted';
+CREATE TRIGGER payment_append_only BEFORE UPDATE OR DELETE ON billing.payment
+	FOR EACH ROW EXECUTE FUNCTION billing.append_only();
+CREATE TRIGGER allocation_append_only BEFORE UPDATE OR DELETE ON billing.allocation
+	FOR EACH ROW EXECUTE FUNCTION billing.append_only();
+CREATE TRIGGER refund_append_only BEFORE UPDATE OR DELETE ON billing.refund
+	FOR EACH ROW EXECUTE FUNCTION billing.append_only();
+
+-- Balances as of a date: the one place the receivable rules live.
+
+-- Open amount of a document as of D (SPEC §6): NULL before its date or while
+-- a draft; 0 once void; invoices and debit notes total - allocations to them;
+-- credit notes -(credit left) = total + allocations from them + refunds.
+CREATE FUNCTION billing.document_open_amount(doc billing.invoice, as_of date) RETURNS numeric
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT CASE
+		WHEN doc.status = 'draft' OR doc.invoice_date > as_of THEN NULL
+		WHEN doc.voided_on <= as_of THEN 0
+		WHEN doc.document_type = 'credit_note' THEN
+			doc.total
+			+ coalesce((SELECT sum(a.amount) FROM billing.allocation a
+						WHERE a.account_id = doc.account_id AND a.credit_note_id = doc.invoice_id AND a.allocated_on <= as_of), 0)
+			+ coalesce((SELECT sum(r.amount) FROM billing.refund r
+						WHERE r.account_id = doc.account_id AND r.credit_note_id = doc.invoice_id AND r.refunded_on <= as_of), 0)
+		ELSE
+			doc.total
+			- coalesce((SELECT sum(a.amount) FROM billing.allocation a
+						WHERE a.account_id = doc.account_id AND a.invoice_id = doc.invoice_id AND a.allocated_on <= as_of), 0)
+	END;
+END;
+COMMENT ON FUNCTION billing.document_open_amount(billing.invoice, date) IS
+	'Open amount of a document as of a date: invoices and debit notes what is owed, credit notes the unapplied credit as a negative number';
+
+-- Unapplied part of a payment as of D: amount - allocations - refunds (NULL before it was received).
+CREATE FUNCTION billing.payment_unapplied(pay billing.payment, as_of date) RETURNS numeric
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT CASE WHEN pay.received_on > as_of THEN NULL ELSE
+		pay.amount
+		- coalesce((SELECT sum(a.amount) FROM billing.allocation a
+					WHERE a.account_id = pay.account_id AND a.payment_id = pay.payment_id AND a.allocated_on <= as_of), 0)
+		- coalesce((SELECT sum(r.amount) FROM billing.refund r
+					WHERE r.account_id = pay.account_id AND r.payment_id = pay.payment_id AND r.refunded_on <= as_of), 0)
+	END;
+END;
+COMMENT ON FUNCTION billing.payment_unapplied(billing.payment, date) IS
+	'Unapplied part of a payment as of a date: amount less allocations and refunds; NULL before it was received';
+
+CREATE FUNCTION billing.invoice_balance(invoice_id bigint, as_of date DEFAULT CURRENT_DATE) RETURNS numeric
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	doc billing.invoice;
+BEGIN
+	SELECT * INTO doc FROM billing.invoice i WHERE i.invoice_id = invoice_balance.invoice_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'document % does not exist', invoice_id USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN billing.document_open_amount(doc, as_of);
+END $$;
+COMMENT ON FUNCTION billing.invoice_balance(bigint, date) IS
+	'Open amount of a document as of a date (credit notes: unapplied credit, negative); NULL before its date; 0 once void';
+
+CREATE FUNCTION billing.account_balance(account_id bigint, as_of date DEFAULT CURRENT_DATE) RETURNS numeric
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM billing.account a WHERE a.account_id = account_balance.account_id) THEN
+		RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN coalesce((SELECT sum(billing.document_open_amount(i, as_of)) FROM billing.invoice i
+					 WHERE i.account_id = account_balance.account_id AND i.status <> 'draft'), 0)
+		 - coalesce((SELECT sum(billing.payment_unapplied(p, as_of)) FROM billing.payment p
+					 WHERE p.account_id = account_balance.account_id), 0);
+END $$;
+COMMENT ON FUNCTION billing.account_balance(bigint, date) IS
+	'What the account owes as of a date: open invoices and debit notes minus unapplied payments and credit notes';
+
+SELECT pg_catalog.pg_extension_config_dump('billing.payment', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.payment_payment_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.allocation', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.allocation_allocation_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.refund', '');
+SELECT pg_catalog.pg_extension_config_dump('billing.refund_refund_id_seq', '');

@@ -1,0 +1,476 @@
+-- Receivables API.  Every function locks the account row first, then its
+-- source, then target documents in id order: allocation limits hold under
+-- concurrency by row locks alone (also on Citus, where advisory locks are
+-- node-local).
+
+-- The amount must be positive and a whole number of the currency's minor units.
+CREATE FUNCTION billing.check_money_amount(amount numeric, currency text, what text) RETURNS numeric
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF amount IS NULL OR amount <= 0 THEN
+		RAISE EXCEPTION '% must be positive', what
+			USING ERRCODE = 'invalid_parameter_value', DETAIL = format('%s is %s', what, coalesce(amount::text, 'NULL'));
+	END IF;
+	IF billing.round_money(amount, currency) <> amount THEN
+		RAISE EXCEPTION '% % is not a whole number of minor units of %', what, amount, currency
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN billing.round_money(amount, currency);	-- same value, the currency's scale
+END $$;
+COMMENT ON FUNCTION billing.check_money_amount(numeric, text, text) IS 'Validates a money amount (positive, rounded to the currency) and returns it at the currency''s scale';
+
+-- Lock an account row (22023 when it does not exist).
+CREATE FUNCTION billing.lock_account(account_id bigint) RETURNS billing.account
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	a billing.account;
+BEGIN
+	SELECT * INTO a FROM billing.account x WHERE x.account_id = lock_account.account_id FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN a;
+END $$;
+COMMENT ON FUNCTION billing.lock_account(bigint) IS 'Locks an account row: the first lock of every billing write';
+
+-- Apply a source (payment or posted credit note) to one document or to the
+-- open invoices and debit notes oldest due first.  The caller holds the
+-- account lock.  amount NULL: as much as possible.
+CREATE FUNCTION billing.apply_source(account_id bigint, payment_id bigint, credit_note_id bigint,
+									 invoice_id bigint, amount numeric, allocated_on date)
+	RETURNS SETOF billing.allocation
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	pay billing.payment;
+	cn billing.invoice;
+	doc billing.invoice;
+	source_label text;
+	source_date date;
+	source_currency text;
+	available numeric;
+	remaining numeric;
+	open_amount numeric;
+	take numeric;
+	alloc billing.allocation;
+BEGIN
+	IF payment_id IS NOT NULL THEN
+		SELECT * INTO pay FROM billing.payment p
+		WHERE p.account_id = apply_source.account_id AND p.payment_id = apply_source.payment_id FOR UPDATE;
+		available := billing.payment_unapplied(pay, 'infinity');
+		source_label := format('payment %s', pay.payment_id);
+		source_date := pay.received_on;
+		source_currency := pay.currency;
+	ELSE
+		SELECT * INTO cn FROM billing.invoice i
+		WHERE i.account_id = apply_source.account_id AND i.invoice_id = apply_source.credit_note_id FOR UPDATE;
+		IF cn.document_type <> 'credit_note' OR cn.status <> 'posted' THEN
+			RAISE EXCEPTION 'document % is not a posted credit note', coalesce(cn.document_number, cn.invoice_id::text)
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = format('%s, status %s', cn.document_type, cn.status);
+		END IF;
+		available := -billing.document_open_amount(cn, 'infinity');
+		source_label := format('credit note %s', cn.document_number);
+		source_date := cn.invoice_date;
+		source_currency := cn.currency;
+	END IF;
+
+	IF amount IS NOT NULL THEN
+		amount := billing.check_money_amount(amount, source_currency, 'amount');
+		IF amount > available THEN
+			RAISE EXCEPTION 'amount exceeds the unapplied part of %', source_label
+				USING ERRCODE = 'check_violation',
+					  DETAIL = format('amount %s, unapplied %s %s', amount, available, source_currency);
+		END IF;
+	END IF;
+
+	IF invoice_id IS NOT NULL THEN
+		SELECT * INTO doc FROM billing.invoice i WHERE i.invoice_id = apply_source.invoice_id;
+		IF NOT FOUND OR doc.account_id <> apply_source.account_id THEN
+			RAISE EXCEPTION 'document % does not belong to account %', invoice_id, account_id
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF doc.status <> 'posted' THEN
+			RAISE EXCEPTION '% % is %; only posted documents are paid', replace(doc.document_type, '_', ' '),
+				coalesce(doc.document_number, doc.invoice_id::text), doc.status
+				USING ERRCODE = 'object_not_in_prerequisite_state';
+		END IF;
+		IF doc.document_type = 'credit_note' THEN
+			RAISE EXCEPTION 'credit note % cannot receive an allocation', doc.document_number
+				USING ERRCODE = 'invalid_parameter_value', HINT = 'Apply money to invoices and debit notes.';
+		END IF;
+		IF doc.currency <> source_currency THEN
+			RAISE EXCEPTION '% is in %, % is in %', source_label, source_currency, doc.document_number, doc.currency
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		open_amount := billing.document_open_amount(doc, 'infinity');
+		IF amount > open_amount THEN
+			RAISE EXCEPTION 'amount exceeds the open amount of %', doc.document_number
+				USING ERRCODE = 'check_violation',
+					  DETAIL = format('amount %s, open %s %s', amount, open_amount, doc.currency);
+		END IF;
+	END IF;
+
+	remaining := coalesce(amount, available);
+	FOR doc IN
+		SELECT i.* FROM billing.invoice i
+		WHERE i.account_id = apply_source.account_id
+		  AND (apply_source.invoice_id IS NULL OR i.invoice_id = apply_source.invoice_id)
+		  AND i.status = 'posted' AND i.document_type IN ('invoice', 'debit_note') AND i.currency = source_currency
+		ORDER BY i.due_date, i.invoice_date, i.invoice_id
+		FOR UPDATE
+	LOOP
+		EXIT WHEN remaining <= 0;
+		open_amount := billing.document_open_amount(doc, 'infinity');
+		CONTINUE WHEN open_amount <= 0;
+		take := least(open_amount, remaining);
+		IF allocated_on < greatest(source_date, doc.invoice_date) THEN
+			RAISE EXCEPTION 'allocation date % precedes % or document %', allocated_on, source_label, doc.document_number
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('source dated %s, document dated %s', source_date, doc.invoice_date);
+		END IF;
+		INSERT INTO billing.allocation AS x (account_id, invoice_id, payment_id, credit_note_id, amount, allocated_on)
+		VALUES (apply_source.account_id, doc.invoice_id, apply_source.payment_id, apply_source.credit_note_id, take,
+				coalesce(allocated_on, greatest(source_date, doc.invoice_date)))
+		RETURNING * INTO alloc;
+		remaining := remaining - take;
+		RETURN NEXT alloc;
+	END LOOP;
+END $$;
+COMMENT ON FUNCTION billing.apply_source(bigint, bigint, bigint, bigint, numeric, date) IS
+	'Applies a payment or credit note to a document or to open documents oldest due first; caller holds the account lock';
+
+CREATE FUNCTION billing.record_payment(account_id bigint, amount numeric, received_on date DEFAULT CURRENT_DATE,
+									   reference text DEFAULT NULL, method text DEFAULT NULL, auto_apply boolean DEFAULT true)
+	RETURNS billing.payment
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	acct billing.account;
+	pay billing.payment;
+BEGIN
+	IF received_on IS NULL OR auto_apply IS NULL THEN
+		RAISE EXCEPTION 'received_on and auto_apply of a payment must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	acct := billing.lock_account(account_id);
+	amount := billing.check_money_amount(amount, acct.currency, 'payment amount');
+	IF reference IS NOT NULL THEN
+		SELECT * INTO pay FROM billing.payment p
+		WHERE p.account_id = acct.account_id AND p.reference = record_payment.reference;
+		IF FOUND THEN
+			IF pay.amount = amount AND pay.received_on = record_payment.received_on THEN
+				RETURN pay;		-- the same call again: idempotent
+			END IF;
+			RAISE EXCEPTION 'payment reference "%" of account % is already used', reference, acct.account_id
+				USING ERRCODE = 'unique_violation',
+					  DETAIL = format('recorded: %s %s received %s; now: %s received %s',
+									  pay.amount, pay.currency, pay.received_on, amount, received_on);
+		END IF;
+	END IF;
+	INSERT INTO billing.payment AS p (account_id, amount, currency, received_on, method, reference)
+	VALUES (acct.account_id, amount, acct.currency, received_on, method, reference)
+	RETURNING * INTO pay;
+	IF auto_apply THEN
+		PERFORM billing.apply_source(acct.account_id, pay.payment_id, NULL, NULL, NULL, NULL);
+	END IF;
+	RETURN pay;
+END $$;
+COMMENT ON FUNCTION billing.record_payment(bigint, numeric, date, text, text, boolean) IS
+	'Records money received (idempotent on reference) and, by default, applies it to open documents oldest due first';
+
+CREATE FUNCTION billing.apply_payment(payment_id bigint, invoice_id bigint DEFAULT NULL, amount numeric DEFAULT NULL,
+									  allocated_on date DEFAULT NULL)
+	RETURNS SETOF billing.allocation
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	owner bigint;
+BEGIN
+	SELECT p.account_id INTO owner FROM billing.payment p WHERE p.payment_id = apply_payment.payment_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'payment % does not exist', payment_id USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM billing.lock_account(owner);
+	RETURN QUERY SELECT * FROM billing.apply_source(owner, payment_id, NULL, invoice_id, amount, allocated_on);
+END $$;
+COMMENT ON FUNCTION billing.apply_payment(bigint, bigint, numeric, date) IS
+	'Applies a payment to a document (or to open documents oldest due first), never beyond its unapplied amount or their open amounts';
+
+CREATE FUNCTION billing.apply_credit_note(credit_note_id bigint, invoice_id bigint DEFAULT NULL, amount numeric DEFAULT NULL,
+										  allocated_on date DEFAULT NULL)
+	RETURNS SETOF billing.allocation
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	cn billing.invoice;
+BEGIN
+	cn := billing.lock_document(credit_note_id);
+	RETURN QUERY SELECT * FROM billing.apply_source(cn.account_id, NULL, cn.invoice_id, invoice_id, amount, allocated_on);
+END $$;
+COMMENT ON FUNCTION billing.apply_credit_note(bigint, bigint, numeric, date) IS
+	'Applies a posted credit note''s unapplied credit to a document (or to open documents oldest due first)';
+
+CREATE FUNCTION billing.unapply(allocation_id bigint, on_date date DEFAULT CURRENT_DATE) RETURNS billing.allocation
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	a billing.allocation;
+	reversal billing.allocation;
+BEGIN
+	SELECT * INTO a FROM billing.allocation x WHERE x.allocation_id = unapply.allocation_id;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'allocation % does not exist', allocation_id USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM billing.lock_account(a.account_id);
+	IF on_date IS NULL OR on_date < a.allocated_on THEN
+		RAISE EXCEPTION 'allocation % cannot be unapplied before it was made', a.allocation_id
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('allocated on %s, unapply on %s', a.allocated_on, coalesce(on_date::text, 'NULL'));
+	END IF;
+	IF a.reverses_allocation_id IS NOT NULL THEN
+		RAISE EXCEPTION 'allocation % is itself a reversal', a.allocation_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('it reverses allocation %s', a.reverses_allocation_id);
+	END IF;
+	SELECT * INTO reversal FROM billing.allocation x
+	WHERE x.account_id = a.account_id AND x.reverses_allocation_id = a.allocation_id;
+	IF FOUND THEN
+		RAISE EXCEPTION 'allocation % is already unapplied', a.allocation_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('reversed by allocation %s on %s, amount %s', reversal.allocation_id,
+								  reversal.allocated_on, reversal.amount);
+	END IF;
+	INSERT INTO billing.allocation AS x
+		(account_id, invoice_id, payment_id, credit_note_id, amount, allocated_on, reverses_allocation_id)
+	VALUES (a.account_id, a.invoice_id, a.payment_id, a.credit_note_id, -a.amount, on_date, a.allocation_id)
+	RETURNING * INTO reversal;
+	RETURN reversal;
+END $$;
+COMMENT ON FUNCTION billing.unapply(bigint, date) IS
+	'Reverses an allocation with a new negated row dated on_date; the money is unapplied again';
+
+-- A posted credit note with one adjustment line crediting "amount" (tax
+-- included, split in the corrected document's proportion of tax), applied to
+-- that document first when apply.  The caller holds the account lock.
+CREATE FUNCTION billing.create_credit_note(doc billing.invoice, amount numeric, reason text, issued_on date,
+										   apply boolean, credit_kind text)
+	RETURNS billing.invoice
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	tax numeric;
+	cn billing.invoice;
+	open_amount numeric;
+BEGIN
+	IF doc.status <> 'posted' THEN
+		RAISE EXCEPTION '% % is %; only posted documents are credited', replace(doc.document_type, '_', ' '),
+			coalesce(doc.document_number, doc.invoice_id::text), doc.status
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	IF doc.document_type = 'credit_note' THEN
+		RAISE EXCEPTION 'credit note % cannot be credited', doc.document_number USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF issued_on IS NULL OR issued_on < doc.invoice_date THEN
+		RAISE EXCEPTION 'credit note for % dated before it', doc.document_number
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('issued on %s, document dated %s', coalesce(issued_on::text, 'NULL'), doc.invoice_date);
+	END IF;
+	amount := billing.check_money_amount(amount, doc.currency, 'credit amount');
+	IF amount > doc.total THEN
+		RAISE EXCEPTION 'credit for % exceeds its total', doc.document_number
+			USING ERRCODE = 'check_violation', DETAIL = format('credit %s, total %s %s', amount, doc.total, doc.currency);
+	END IF;
+	tax := CASE WHEN doc.total = 0 THEN 0 ELSE billing.round_money(amount * doc.tax_total / doc.total, doc.currency) END;
+
+	INSERT INTO billing.invoice AS i (account_id, document_type, invoice_date, currency, corrects_invoice_id, credit_kind, reason)
+	VALUES (doc.account_id, 'credit_note', issued_on, doc.currency, doc.invoice_id, credit_kind, reason)
+	RETURNING * INTO cn;
+	INSERT INTO billing.invoice_line (account_id, invoice_id, line_number, kind, amount, tax_amount, description)
+	VALUES (doc.account_id, cn.invoice_id, 1, 'adjustment', -(amount - tax), -tax,
+			CASE credit_kind WHEN 'write_off' THEN 'Write-off of ' ELSE 'Credit for ' END || doc.document_number
+				|| coalesce(': ' || reason, ''));
+	PERFORM billing.post_documents(ARRAY[doc.account_id], ARRAY[cn.invoice_id]);
+
+	IF apply THEN
+		open_amount := billing.document_open_amount(doc, 'infinity');
+		IF open_amount > 0 THEN
+			PERFORM billing.apply_source(doc.account_id, NULL, cn.invoice_id, doc.invoice_id, least(amount, open_amount),
+										 greatest(issued_on, doc.invoice_date));
+		END IF;
+	END IF;
+	SELECT * INTO cn FROM billing.invoice i WHERE i.account_id = cn.account_id AND i.invoice_id = cn.invoice_id;
+	RETURN cn;
+END $$;
+COMMENT ON FUNCTION billing.create_credit_note(billing.invoice, numeric, text, date, boolean, text) IS
+	'Issues and posts a credit note correcting a document, applied to it first; caller holds the account lock';
+
+CREATE FUNCTION billing.issue_credit_note(invoice_id bigint, amount numeric DEFAULT NULL, reason text DEFAULT NULL,
+										  issued_on date DEFAULT CURRENT_DATE, apply boolean DEFAULT true)
+	RETURNS billing.invoice
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	doc billing.invoice;
+BEGIN
+	doc := billing.lock_document(invoice_id);
+	RETURN billing.create_credit_note(doc, coalesce(amount, billing.document_open_amount(doc, 'infinity')), reason,
+									  issued_on, coalesce(apply, true), 'credit');
+END $$;
+COMMENT ON FUNCTION billing.issue_credit_note(bigint, numeric, text, date, boolean) IS
+	'Posts a credit note correcting an invoice (adjustment lines, not tied to periods); NULL amount: its open amount. Applied to it first, the rest is account credit';
+
+CREATE FUNCTION billing.write_off(invoice_id bigint, amount numeric DEFAULT NULL, reason text DEFAULT NULL,
+								  on_date date DEFAULT CURRENT_DATE)
+	RETURNS billing.invoice
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	doc billing.invoice;
+	open_amount numeric;
+BEGIN
+	doc := billing.lock_document(invoice_id);
+	open_amount := billing.document_open_amount(doc, 'infinity');
+	IF doc.status = 'posted' AND doc.document_type <> 'credit_note' AND amount > open_amount THEN
+		RAISE EXCEPTION 'write-off exceeds the open amount of %', doc.document_number
+			USING ERRCODE = 'check_violation', DETAIL = format('write-off %s, open %s %s', amount, open_amount, doc.currency);
+	END IF;
+	RETURN billing.create_credit_note(doc, coalesce(amount, open_amount), reason, on_date, true, 'write_off');
+END $$;
+COMMENT ON FUNCTION billing.write_off(bigint, numeric, text, date) IS
+	'Writes off (part of) a document''s open amount: a credit note with credit_kind write_off, applied to it';
+
+-- A posted debit note with one line of the given kind, due after the
+-- account's payment terms.  The caller holds the account lock.
+CREATE FUNCTION billing.create_debit_note(acct billing.account, amount numeric, reason text, issued_on date, line_kind text)
+	RETURNS billing.invoice
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	dn billing.invoice;
+BEGIN
+	amount := billing.check_money_amount(amount, acct.currency, 'debit amount');
+	IF issued_on IS NULL THEN
+		RAISE EXCEPTION 'issued_on of a debit note must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	INSERT INTO billing.invoice AS i (account_id, document_type, invoice_date, currency, reason)
+	VALUES (acct.account_id, 'debit_note', issued_on, acct.currency, reason)
+	RETURNING * INTO dn;
+	INSERT INTO billing.invoice_line (account_id, invoice_id, line_number, kind, amount, tax_amount, description)
+	VALUES (acct.account_id, dn.invoice_id, 1, line_kind, amount, 0, reason);
+	PERFORM billing.post_documents(ARRAY[acct.account_id], ARRAY[dn.invoice_id]);
+	SELECT * INTO dn FROM billing.invoice i WHERE i.account_id = dn.account_id AND i.invoice_id = dn.invoice_id;
+	RETURN dn;
+END $$;
+COMMENT ON FUNCTION billing.create_debit_note(billing.account, numeric, text, date, text) IS
+	'Issues and posts a debit note with one line; caller holds the account lock';
+
+CREATE FUNCTION billing.issue_debit_note(account_id bigint, amount numeric, reason text, issued_on date DEFAULT CURRENT_DATE)
+	RETURNS billing.invoice
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN billing.create_debit_note(billing.lock_account(account_id), amount, reason, issued_on, 'adjustment');
+END $$;
+COMMENT ON FUNCTION billing.issue_debit_note(bigint, numeric, text, date) IS
+	'Posts a debit note: an extra charge, due after the account''s payment terms, aged and paid like an invoice';
+
+CREATE FUNCTION billing.refund(payment_id bigint DEFAULT NULL, credit_note_id bigint DEFAULT NULL, amount numeric DEFAULT NULL,
+							   refunded_on date DEFAULT CURRENT_DATE, reference text DEFAULT NULL)
+	RETURNS billing.refund
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	pay billing.payment;
+	cn billing.invoice;
+	owner bigint;
+	available numeric;
+	source_label text;
+	source_date date;
+	source_currency text;
+	r billing.refund;
+BEGIN
+	IF (payment_id IS NULL) = (credit_note_id IS NULL) THEN
+		RAISE EXCEPTION 'a refund needs exactly one source: a payment or a credit note'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('payment_id %s, credit_note_id %s', coalesce(payment_id::text, 'NULL'), coalesce(credit_note_id::text, 'NULL'));
+	END IF;
+	IF payment_id IS NOT NULL THEN
+		SELECT p.account_id INTO owner FROM billing.payment p WHERE p.payment_id = refund.payment_id;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'payment % does not exist', payment_id USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		PERFORM billing.lock_account(owner);
+		SELECT * INTO pay FROM billing.payment p WHERE p.account_id = owner AND p.payment_id = refund.payment_id FOR UPDATE;
+		available := billing.payment_unapplied(pay, 'infinity');
+		source_label := format('payment %s', pay.payment_id);
+		source_date := pay.received_on;
+		source_currency := pay.currency;
+	ELSE
+		cn := billing.lock_document(credit_note_id);
+		owner := cn.account_id;
+		IF cn.document_type <> 'credit_note' OR cn.status <> 'posted' THEN
+			RAISE EXCEPTION 'document % is not a posted credit note', coalesce(cn.document_number, cn.invoice_id::text)
+				USING ERRCODE = 'object_not_in_prerequisite_state';
+		END IF;
+		available := -billing.document_open_amount(cn, 'infinity');
+		source_label := format('credit note %s', cn.document_number);
+		source_date := cn.invoice_date;
+		source_currency := cn.currency;
+	END IF;
+	IF available <= 0 THEN
+		RAISE EXCEPTION 'nothing of % is unapplied to refund', source_label
+			USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = format('unapplied %s %s', available, source_currency);
+	END IF;
+	amount := coalesce(amount, available);
+	amount := billing.check_money_amount(amount, source_currency, 'refund amount');
+	IF amount > available THEN
+		RAISE EXCEPTION 'refund exceeds the unapplied part of %', source_label
+			USING ERRCODE = 'check_violation', DETAIL = format('refund %s, unapplied %s %s', amount, available, source_currency);
+	END IF;
+	IF refunded_on IS NULL OR refunded_on < source_date THEN
+		RAISE EXCEPTION 'refund of % dated before it', source_label
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('refunded on %s, source dated %s', coalesce(refunded_on::text, 'NULL'), source_date);
+	END IF;
+	INSERT INTO billing.refund AS x (account_id, payment_id, credit_note_id, amount, refunded_on, reference)
+	VALUES (owner, refund.payment_id, refund.credit_note_id, amount, refunded_on, reference)
+	RETURNING * INTO r;
+	RETURN r;
+END $$;
+COMMENT ON FUNCTION billing.refund(bigint, bigint, numeric, date, text) IS
+	'Pays back (part of) the unapplied amount of a payment or credit note; NULL amount: all of it';
+
+-- Account credit applied to the documents a run just posted: unapplied
+-- payments and open credit notes, oldest first, dated on the document date.
+-- The caller (the run) holds the accounts' locks.
+CREATE FUNCTION billing.apply_account_credit(account_ids bigint[], invoice_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	doc record;
+	src record;
+BEGIN
+	FOR doc IN
+		SELECT i.account_id, i.invoice_id, i.invoice_date, i.currency
+		FROM unnest(account_ids, invoice_ids) AS d(account_id, invoice_id)
+		JOIN billing.invoice i ON i.account_id = d.account_id AND i.invoice_id = d.invoice_id
+		WHERE i.status = 'posted' AND i.document_type = 'invoice' AND i.total > 0
+		  AND (EXISTS (SELECT 1 FROM billing.payment p
+					   WHERE p.account_id = i.account_id AND p.currency = i.currency
+						 AND billing.payment_unapplied(p, 'infinity') > 0)
+			   OR EXISTS (SELECT 1 FROM billing.invoice c
+						  WHERE c.account_id = i.account_id AND c.currency = i.currency AND c.document_type = 'credit_note'
+							AND c.status = 'posted' AND billing.document_open_amount(c, 'infinity') < 0))
+		ORDER BY i.account_id, i.invoice_id
+	LOOP
+		FOR src IN
+			SELECT s.payment_id, s.credit_note_id
+			FROM (SELECT p.payment_id, NULL::bigint AS credit_note_id, p.received_on AS source_date
+				  FROM billing.payment p
+				  WHERE p.account_id = doc.account_id AND p.currency = doc.currency
+					AND billing.payment_unapplied(p, 'infinity') > 0
+				  UNION ALL
+				  SELECT NULL, c.invoice_id, c.invoice_date
+				  FROM billing.invoice c
+				  WHERE c.account_id = doc.account_id AND c.currency = doc.currency AND c.document_type = 'credit_note'
+					AND c.status = 'posted' AND billing.document_open_amount(c, 'infinity') < 0) s
+			ORDER BY s.source_date, s.payment_id NULLS LAST, s.credit_note_id
+		LOOP
+			EXIT WHEN billing.document_open_amount((SELECT i FROM billing.invoice i
+													WHERE i.account_id = doc.account_id AND i.invoice_id = doc.invoice_id),
+												   'infinity') <= 0;
+			PERFORM billing.apply_source(doc.account_id, src.payment_id, src.credit_note_id, doc.invoice_id, NULL,
+										 NULL);
+		END LOOP;
+	END LOOP;
+END $$;
+COMMENT ON FUNCTION billing.apply_account_credit(bigint[], bigint[]) IS
+	'Applies unapplied payments and open credit notes, oldest first, to invoices a run posted';
