@@ -41,6 +41,7 @@ BEGIN
 			 billing.account a
 		WHERE i.account_id = d.account_id AND i.invoice_id = d.invoice_id AND a.account_id = i.account_id;
 	END LOOP;
+	PERFORM billing.schedule_revenue(account_ids, invoice_ids);
 END $$;
 COMMENT ON FUNCTION billing.post_documents(bigint[], bigint[]) IS
 	'Posts draft documents: totals from lines, due dates, gapless numbers in id order';

@@ -107,13 +107,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	batch billing.invoice_batch;
 BEGIN
-	IF target_date IS NULL OR auto_post IS NULL THEN
-		RAISE EXCEPTION 'target_date and auto_post of an invoice run must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	PERFORM billing.check_run_isolation();
-	INSERT INTO billing.invoice_batch AS b (target_date, invoice_date, auto_post)
-	VALUES (target_date, target_date, auto_post)
-	RETURNING * INTO batch;
+	batch := billing.open_invoice_batch(target_date, auto_post);
 	PERFORM billing.bill_accounts(target_date, auto_post, batch.batch_id, NULL);
 	UPDATE billing.invoice_batch b SET status = 'completed', finished_at = pg_catalog.clock_timestamp()
 	WHERE b.batch_id = batch.batch_id
@@ -123,42 +117,90 @@ END $$;
 COMMENT ON FUNCTION billing.run_invoice_batch(date, boolean) IS
 	'The nightly invoice run: bills every period due by target_date that is not yet billed (or billed differently), one document per account and currency; idempotent';
 
--- SECURITY INVOKER: PostgreSQL forbids COMMIT in SECURITY DEFINER procedures.
+-- The chunked run: the procedure only loops and commits (PostgreSQL forbids
+-- COMMIT in SECURITY DEFINER code); each step is a SECURITY DEFINER function.
+CREATE FUNCTION billing.open_invoice_batch(target_date date, auto_post boolean) RETURNS billing.invoice_batch
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	batch billing.invoice_batch;
+BEGIN
+	IF target_date IS NULL OR auto_post IS NULL THEN
+		RAISE EXCEPTION 'target_date and auto_post of an invoice run must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM billing.check_run_isolation();
+	INSERT INTO billing.invoice_batch AS b (target_date, invoice_date, auto_post)
+	VALUES (target_date, target_date, auto_post)
+	RETURNING * INTO batch;
+	RETURN batch;
+END $$;
+COMMENT ON FUNCTION billing.open_invoice_batch(date, boolean) IS 'Starts an invoice batch row (used by the chunked run)';
+
+-- Bill the next chunk of accounts after after_account; returns the last
+-- account billed, NULL when nothing is left.
+CREATE FUNCTION billing.run_invoice_chunk(batch_id bigint, after_account bigint, chunk_accounts int) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	batch billing.invoice_batch;
+	chunk bigint[];
+BEGIN
+	SELECT * INTO batch FROM billing.invoice_batch b WHERE b.batch_id = run_invoice_chunk.batch_id;
+	IF NOT FOUND OR batch.status <> 'running' THEN
+		RAISE EXCEPTION 'invoice batch % is not running', batch_id USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	IF chunk_accounts IS NULL OR chunk_accounts < 1 THEN
+		RAISE EXCEPTION 'chunk_accounts must be positive' USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('chunk_accounts is %s', coalesce(chunk_accounts::text, 'NULL'));
+	END IF;
+	SELECT array_agg(x.account_id ORDER BY x.account_id) INTO chunk
+	FROM (SELECT DISTINCT s.account_id
+		  FROM billing.subscription s
+		  WHERE (s.next_due_date <= batch.target_date OR s.reconcile_from IS NOT NULL)
+			AND s.start_date <= batch.target_date AND s.account_id > coalesce(after_account, 0)
+		  ORDER BY s.account_id
+		  LIMIT chunk_accounts) x;
+	IF chunk IS NULL THEN
+		RETURN NULL;
+	END IF;
+	PERFORM billing.bill_accounts(batch.target_date, batch.auto_post, batch.batch_id, chunk);
+	RETURN chunk[array_upper(chunk, 1)];
+END $$;
+COMMENT ON FUNCTION billing.run_invoice_chunk(bigint, bigint, int) IS
+	'Bills the next chunk of accounts of a running batch; returns the last account billed, NULL when done';
+
+CREATE FUNCTION billing.close_invoice_batch(batch_id bigint) RETURNS billing.invoice_batch
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	batch billing.invoice_batch;
+BEGIN
+	UPDATE billing.invoice_batch b SET status = 'completed', finished_at = pg_catalog.clock_timestamp()
+	WHERE b.batch_id = close_invoice_batch.batch_id AND b.status = 'running'
+	RETURNING * INTO batch;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'invoice batch % is not running', batch_id USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	RETURN batch;
+END $$;
+COMMENT ON FUNCTION billing.close_invoice_batch(bigint) IS 'Marks a running invoice batch completed';
+
 CREATE PROCEDURE billing.run_invoice_batch_chunked(target_date date DEFAULT CURRENT_DATE, chunk_accounts int DEFAULT 1000,
 												   auto_post boolean DEFAULT true)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	batch_id bigint;
-	last_account bigint := 0;
-	chunk bigint[];
+	last_account bigint;
 BEGIN
-	IF target_date IS NULL OR chunk_accounts IS NULL OR auto_post IS NULL THEN
-		RAISE EXCEPTION 'arguments of run_invoice_batch_chunked must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	IF chunk_accounts < 1 THEN
+	IF chunk_accounts IS NULL OR chunk_accounts < 1 THEN
 		RAISE EXCEPTION 'chunk_accounts must be positive' USING ERRCODE = 'invalid_parameter_value',
-			DETAIL = format('chunk_accounts is %s', chunk_accounts);
+			DETAIL = format('chunk_accounts is %s', coalesce(chunk_accounts::text, 'NULL'));
 	END IF;
-	PERFORM billing.check_run_isolation();
-	INSERT INTO billing.invoice_batch AS b (target_date, invoice_date, auto_post)
-	VALUES (target_date, target_date, auto_post)
-	RETURNING b.batch_id INTO batch_id;
+	batch_id := (billing.open_invoice_batch(target_date, auto_post)).batch_id;
 	COMMIT;
 	LOOP
-		SELECT array_agg(x.account_id ORDER BY x.account_id) INTO chunk
-		FROM (SELECT DISTINCT s.account_id
-			  FROM billing.subscription s
-			  WHERE (s.next_due_date <= target_date OR s.reconcile_from IS NOT NULL)
-				AND s.start_date <= target_date AND s.account_id > last_account
-			  ORDER BY s.account_id
-			  LIMIT chunk_accounts) x;
-		EXIT WHEN chunk IS NULL;
-		PERFORM billing.bill_accounts(target_date, auto_post, batch_id, chunk);
-		last_account := chunk[array_upper(chunk, 1)];
+		last_account := billing.run_invoice_chunk(batch_id, last_account, chunk_accounts);
 		COMMIT;
+		EXIT WHEN last_account IS NULL;
 	END LOOP;
-	UPDATE billing.invoice_batch b SET status = 'completed', finished_at = pg_catalog.clock_timestamp()
-	WHERE b.batch_id = run_invoice_batch_chunked.batch_id;
+	PERFORM billing.close_invoice_batch(batch_id);
 	COMMIT;
 END $$;
 COMMENT ON PROCEDURE billing.run_invoice_batch_chunked(date, int, boolean) IS

@@ -101,6 +101,16 @@ BEGIN
 	LEFT JOIN billing.invoice c ON c.account_id = a.account_id AND c.invoice_id = a.credit_note_id
 	WHERE coalesce(p.currency, c.currency) <> i.currency;
 
+	-- revenue schedules sum exactly to their posted lines
+	RETURN QUERY
+	SELECT 'revenue_schedule'::text,
+		   format('line %s of %s: amount %s, scheduled %s', l.line_id, i.document_number, l.amount, coalesce(s.amount, 0))
+	FROM billing.invoice_line l
+	JOIN billing.invoice i ON i.account_id = l.account_id AND i.invoice_id = l.invoice_id
+	LEFT JOIN (SELECT s.account_id, s.line_id, sum(s.amount) AS amount FROM billing.revenue_schedule s GROUP BY 1, 2) s
+	  ON s.account_id = l.account_id AND s.line_id = l.line_id
+	WHERE i.status <> 'draft' AND l.amount <> coalesce(s.amount, 0);
+
 	-- principle 3: after a run with target T, every period of a subscription due
 	-- by T holds exactly its expected amount.  Held subscriptions, pending
 	-- changes and those no run has reconciled yet are exempt.
@@ -119,4 +129,4 @@ BEGIN
 	END LOOP;
 END $$;
 COMMENT ON FUNCTION billing.check_integrity() IS
-	'Invariant checks; no rows when healthy: document totals, money rounding, document signs, gapless numbering, allocation and refund limits, reconciliation of every due period';
+	'Invariant checks; no rows when healthy: document totals, money rounding, document signs, gapless numbering, allocation and refund limits, revenue schedules, reconciliation of every due period';
