@@ -101,7 +101,7 @@ BEGIN
 		RAISE EXCEPTION '% % is %, only posted documents are voided', replace(doc.document_type, '_', ' '),
 			coalesce(doc.document_number, doc.invoice_id::text), doc.status
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  HINT = CASE doc.status WHEN 'draft' THEN 'Delete a draft instead.' END;
+				  HINT = CASE doc.status WHEN 'draft' THEN 'Delete a draft instead.' ELSE 'It is already void.' END;
 	END IF;
 	IF voided_on < doc.invoice_date THEN
 		RAISE EXCEPTION 'void date of % precedes its document date', doc.document_number
@@ -125,7 +125,7 @@ BEGIN
 
 	PERFORM pg_catalog.set_config('billing.document_write', 'on', true);
 	UPDATE billing.invoice i
-	SET status = 'void', voided_on = void_invoice.voided_on, void_reason = reason
+	SET status = 'void', voided_on = void_invoice.voided_on, void_reason = void_invoice.reason
 	WHERE i.account_id = doc.account_id AND i.invoice_id = doc.invoice_id;
 	PERFORM pg_catalog.set_config('billing.document_write', 'off', true);
 

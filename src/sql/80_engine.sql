@@ -278,21 +278,21 @@ BEGIN
 				   -- a not-yet-due period in arrears falls due at its end
 				   WHEN bool_or(NOT pe.due) THEN min(billing.period_end(pe.period)) FILTER (WHERE NOT pe.due)
 				   -- the period after the last one covered starts at its end
-				   WHEN max(billing.period_end(pe.period)) < coalesce(c.end_date, 'infinity')
+				   WHEN count(pe.period) > 0 AND max(billing.period_end(pe.period)) < coalesce(c.end_date, 'infinity')
 					   THEN max(billing.period_end(pe.period))
-				   -- one-time terms not yet started
-				   WHEN count(pe.period) = 0 AND EXISTS (SELECT 1 FROM segment g
-														   WHERE g.account_id = c.account_id AND g.subscription_id = c.subscription_id
-															 AND g.seg_start > target_date)
-					   THEN (SELECT min(g.seg_start) FROM segment g
-							 WHERE g.account_id = c.account_id AND g.subscription_id = c.subscription_id
-							   AND g.seg_start > target_date)
-				   ELSE NULL
+				   -- every period through the end date is billed
+				   WHEN count(pe.period) > 0 THEN NULL
+				   -- no period in the window yet (e.g. a change dated ahead): keep what was
+				   -- scheduled, or the start of terms not yet begun (one-time charges)
+				   ELSE least(CASE WHEN c.next_due_date > target_date THEN c.next_due_date END,
+							  (SELECT min(g.seg_start) FROM segment g
+							   WHERE g.account_id = c.account_id AND g.subscription_id = c.subscription_id
+								 AND g.seg_start > target_date))
 			   END AS next_due_date,
 			   c.reconcile_from
 		FROM candidate c
 		LEFT JOIN period pe ON pe.account_id = c.account_id AND pe.subscription_id = c.subscription_id
-		GROUP BY c.account_id, c.subscription_id, c.billed_through, c.end_date, c.reconcile_from
+		GROUP BY c.account_id, c.subscription_id, c.billed_through, c.end_date, c.reconcile_from, c.next_due_date
 	),
 	-- tax: one effective rate per region and tax code on the document date
 	tax AS (
