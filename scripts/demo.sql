@@ -97,5 +97,28 @@ GROUP BY a.account_id, a.name, i.currency
 ORDER BY a.account_id
 LIMIT 12;
 
+\echo '== Payments: a full payment, a partial one, a credit note and a refund'
+SELECT payment_id, account_id, amount, received_on FROM record_payment(1, (SELECT total FROM invoice WHERE document_number = 'INV-000001'), '2026-10-12', 'wire-1001', 'wire');
+SELECT payment_id, account_id, amount, received_on FROM record_payment(4, 100.00, '2026-11-05', 'card-2001', 'card');
+SELECT document_number, total, corrects_invoice_id FROM issue_credit_note(
+	(SELECT invoice_id FROM invoice WHERE account_id = 7 AND document_type = 'invoice' ORDER BY invoice_id LIMIT 1),
+	50.00, 'service outage', '2026-11-03');
+SELECT payment_id, account_id, amount FROM record_payment(10, 500.00, '2026-11-06', 'wire-3001', 'wire');
+SELECT refund_id, payment_id, amount, refunded_on FROM refund(payment_id => (SELECT payment_id FROM payment WHERE reference = 'wire-3001'), refunded_on => '2026-11-10');
+SELECT a.name AS customer, account_balance(a.account_id, '2026-11-30') AS balance_2026_11_30
+FROM account a WHERE a.account_id IN (1, 4, 7, 10) ORDER BY a.account_id;
+
+\echo '== Aging as of 2026-12-20 (due-date basis)'
+SELECT a.name AS customer, g.currency, g.bucket, g.amount, g.documents
+FROM ar_aging('2026-12-20') g JOIN account a USING (account_id)
+WHERE g.account_id <= 12
+ORDER BY g.account_id, g.bucket_order;
+SELECT bucket, sum(amount) AS amount, sum(documents) AS documents
+FROM ar_aging('2026-12-20') GROUP BY bucket, bucket_order ORDER BY bucket_order;
+
+\echo '== Revenue by month (recognized daily over service periods)'
+SELECT period_month, currency, sum(revenue) AS revenue FROM revenue_by_month GROUP BY 1, 2 ORDER BY 1;
+SELECT sum(amount) AS deferred_revenue_2026_11_30 FROM deferred_revenue('2026-11-30');
+
 \echo '== Integrity (no rows = healthy)'
 SELECT * FROM check_integrity();
