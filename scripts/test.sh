@@ -3,7 +3,7 @@
 # PostgreSQL 15 cluster in tmp_cluster/ (see scripts/lib.sh).  Run as root.
 #
 #   bash scripts/test.sh                    # all suites
-#   TEST_ONLY=regress bash scripts/test.sh  # one of: regress | isolation | pgtap
+#   TEST_ONLY=regress bash scripts/test.sh  # one of: regress | isolation | pgtap | cron
 #   BILLING_PGPORT=54400 bash scripts/test.sh
 #
 # Suites: pg_regress (sql/*.sql vs expected/*.out), isolation
@@ -18,8 +18,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TEST_ONLY=${TEST_ONLY:-}
 case $TEST_ONLY in
-	'' | regress | isolation | pgtap) ;;
-	*) die "TEST_ONLY must be one of: regress, isolation, pgtap (got '$TEST_ONLY')" ;;
+	'' | regress | isolation | pgtap | cron) ;;
+	*) die "TEST_ONLY must be one of: regress, isolation, pgtap, cron (got '$TEST_ONLY')" ;;
 esac
 
 TOTAL_PASSED=0
@@ -157,6 +157,32 @@ suite_pgtap() {
 	record pgtap "$passed" "$failed" "$names" "$note"
 }
 
+# pg_cron: the README's nightly schedule really runs billing.run_invoice_batch().
+suite_cron() {
+	local log=$CLUSTER_LOGS/cron.out ok=0 i status batches
+	say "cron: psql -d billing_cron -f test/cron/nightly_run.sql, then wait for the job"
+	if ! psql -X -q -v ON_ERROR_STOP=1 -d billing_cron -f "$REPO_ROOT/test/cron/nightly_run.sql" >"$log" 2>&1; then
+		cat "$log"
+		record cron 0 1 "nightly_run" "setup failed, see $log"
+		return 0
+	fi
+	for i in $(seq 1 90); do
+		sleep 1
+		status=$(psql -X -At -d billing_cron -c "SELECT string_agg(DISTINCT status, ',') FROM cron.job_run_details d JOIN cron.job j USING (jobid) WHERE j.jobname = 'billing-test-now' AND status IN ('succeeded', 'failed')" 2>>"$log")
+		if [ -n "$status" ]; then break; fi
+	done
+	batches=$(psql -X -At -d billing_cron -c "SELECT count(*) FROM billing.invoice_batch WHERE status = 'completed'" 2>>"$log")
+	psql -X -At -d billing_cron -c "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'billing-test-now'" >>"$log" 2>&1 || true
+	say "cron: job status '${status:-none after 90 s}', completed batches ${batches:-?}"
+	if [ "$status" = succeeded ] && [ "${batches:-0}" -ge 1 ] &&
+		[ "$(psql -X -At -d billing_cron -c 'SELECT count(*) FROM billing.check_integrity()')" = 0 ]; then
+		ok=1
+	else
+		psql -X -d billing_cron -c "SELECT status, return_message FROM cron.job_run_details ORDER BY runid DESC LIMIT 3" 2>&1 | tee -a "$log"
+	fi
+	if [ "$ok" = 1 ]; then record cron 1 0 ""; else record cron 0 1 "nightly_run"; fi
+}
+
 finish() {
 	echo
 	say "Summary"
@@ -184,4 +210,5 @@ mkdir -p "$CLUSTER_LOGS"
 if wanted regress; then suite_regress; fi
 if wanted isolation; then suite_isolation; fi
 if wanted pgtap; then suite_pgtap; fi
+if wanted cron; then suite_cron; fi
 finish
