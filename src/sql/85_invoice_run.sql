@@ -184,14 +184,15 @@ COMMENT ON FUNCTION billing.close_invoice_batch(bigint) IS 'Marks a running invo
 
 CREATE PROCEDURE billing.run_invoice_batch_chunked(target_date date DEFAULT CURRENT_DATE, chunk_accounts int DEFAULT 1000,
 												   auto_post boolean DEFAULT true)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- no SET clause: a procedure with one cannot COMMIT; every name below is qualified
+LANGUAGE plpgsql AS $$
 DECLARE
 	batch_id bigint;
 	last_account bigint;
 BEGIN
 	IF chunk_accounts IS NULL OR chunk_accounts < 1 THEN
 		RAISE EXCEPTION 'chunk_accounts must be positive' USING ERRCODE = 'invalid_parameter_value',
-			DETAIL = format('chunk_accounts is %s', coalesce(chunk_accounts::text, 'NULL'));
+			DETAIL = pg_catalog.format('chunk_accounts is %s', coalesce(chunk_accounts::text, 'NULL'));
 	END IF;
 	batch_id := (billing.open_invoice_batch(target_date, auto_post)).batch_id;
 	COMMIT;

@@ -1,0 +1,30 @@
+-- run_invoice_batch_chunked: a procedure that commits every chunk of accounts.
+\i sql/include/session.psql
+DROP EXTENSION billing CASCADE;
+CREATE EXTENSION billing;
+
+INSERT INTO product (code, name) VALUES ('plan', 'Plan');
+INSERT INTO price (product_id, code, currency, charge_type, billing_interval, billing_timing, unit_amount)
+VALUES (1, 'plan-monthly', 'USD', 'recurring', 'month', 'in_advance', 10);
+INSERT INTO account (name, currency) SELECT 'Customer ' || i, 'USD' FROM generate_series(1, 7) AS i;
+INSERT INTO subscription (account_id, price_id, start_date) SELECT account_id, 1, '2026-01-01' FROM account;
+
+-- bad arguments: nothing is written
+CALL run_invoice_batch_chunked('2026-02-01', 0);
+SELECT count(*) AS batches_after_error FROM invoice_batch;
+
+-- three chunks of at most 3 accounts, each committed
+CALL run_invoice_batch_chunked('2026-02-01', 3);
+SELECT batch_id, target_date, status, accounts, invoices, lines, total_amount, finished_at IS NOT NULL AS finished
+FROM invoice_batch ORDER BY batch_id;
+SELECT document_number, account_id, total FROM invoice ORDER BY document_number;
+-- the same target again adds nothing
+CALL run_invoice_batch_chunked('2026-02-01', 3);
+SELECT batch_id, status, accounts, invoices, lines FROM invoice_batch ORDER BY batch_id;
+SELECT count(*) AS invoices FROM invoice;
+-- inside a transaction block the procedure cannot commit
+BEGIN;
+CALL run_invoice_batch_chunked('2026-03-01', 3);
+ROLLBACK;
+SELECT * FROM check_integrity();
+DROP EXTENSION billing CASCADE;
