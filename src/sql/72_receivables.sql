@@ -145,6 +145,36 @@ END;
 COMMENT ON FUNCTION billing.payment_unapplied(billing.payment, date) IS
 	'Unapplied part of a payment as of a date: amount less allocations and refunds; NULL before it was received';
 
+-- The least a document's open amount / a payment's unapplied part is on any
+-- date from from_date on: a new allocation or refund dated from_date must fit
+-- in it, or some past date's balance would go below zero.
+CREATE FUNCTION billing.document_open_amount_from(doc billing.invoice, from_date date) RETURNS numeric
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT min(billing.document_open_amount(doc, t.day))
+	FROM (SELECT from_date AS day
+		  UNION SELECT a.allocated_on FROM billing.allocation a
+		  WHERE a.account_id = doc.account_id AND (a.invoice_id = doc.invoice_id OR a.credit_note_id = doc.invoice_id)
+			AND a.allocated_on > from_date
+		  UNION SELECT r.refunded_on FROM billing.refund r
+		  WHERE r.account_id = doc.account_id AND r.credit_note_id = doc.invoice_id AND r.refunded_on > from_date) t;
+END;
+COMMENT ON FUNCTION billing.document_open_amount_from(billing.invoice, date) IS
+	'Least open amount of a document on any date from from_date on (credit notes: the largest negative, i.e. least credit left)';
+
+CREATE FUNCTION billing.payment_unapplied_from(pay billing.payment, from_date date) RETURNS numeric
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT min(billing.payment_unapplied(pay, t.day))
+	FROM (SELECT greatest(from_date, pay.received_on) AS day
+		  UNION SELECT a.allocated_on FROM billing.allocation a
+		  WHERE a.account_id = pay.account_id AND a.payment_id = pay.payment_id AND a.allocated_on > from_date
+		  UNION SELECT r.refunded_on FROM billing.refund r
+		  WHERE r.account_id = pay.account_id AND r.payment_id = pay.payment_id AND r.refunded_on > from_date) t;
+END;
+COMMENT ON FUNCTION billing.payment_unapplied_from(billing.payment, date) IS
+	'Least unapplied part of a payment on any date from from_date on';
+
 CREATE FUNCTION billing.invoice_balance(invoice_id bigint, as_of date DEFAULT CURRENT_DATE) RETURNS numeric
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -165,13 +195,16 @@ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM billing.account a WHERE a.account_id = account_balance.account_id) THEN
 		RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	RETURN coalesce((SELECT sum(billing.document_open_amount(i, as_of)) FROM billing.invoice i
-					 WHERE i.account_id = account_balance.account_id AND i.status <> 'draft'), 0)
-		 - coalesce((SELECT sum(billing.payment_unapplied(p, as_of)) FROM billing.payment p
-					 WHERE p.account_id = account_balance.account_id), 0);
+	-- in the account's currency: documents in other currencies are not summed into it
+	RETURN coalesce((SELECT sum(billing.document_open_amount(i, as_of))
+					 FROM billing.invoice i JOIN billing.account a ON a.account_id = i.account_id
+					 WHERE i.account_id = account_balance.account_id AND i.status <> 'draft' AND i.currency = a.currency), 0)
+		 - coalesce((SELECT sum(billing.payment_unapplied(p, as_of))
+					 FROM billing.payment p JOIN billing.account a ON a.account_id = p.account_id
+					 WHERE p.account_id = account_balance.account_id AND p.currency = a.currency), 0);
 END $$;
 COMMENT ON FUNCTION billing.account_balance(bigint, date) IS
-	'What the account owes as of a date: open invoices and debit notes minus unapplied payments and credit notes';
+	'What the account owes as of a date, in its currency: open invoices and debit notes minus unapplied payments and credit notes';
 
 SELECT pg_catalog.pg_extension_config_dump('billing.payment', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.payment_payment_id_seq', '');

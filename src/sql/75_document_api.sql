@@ -110,9 +110,11 @@ BEGIN
 	END IF;
 
 	-- money applied to or from it must be unapplied (or refunds undone) first
+	-- live on the void date or after it: net allocations by then, or any dated later
 	PERFORM 1 FROM billing.allocation a
 	WHERE a.account_id = doc.account_id AND (a.invoice_id = doc.invoice_id OR a.credit_note_id = doc.invoice_id)
-	HAVING coalesce(sum(a.amount), 0) <> 0;
+	HAVING coalesce(sum(a.amount) FILTER (WHERE a.allocated_on <= voided_on), 0) <> 0
+		OR bool_or(a.allocated_on > voided_on);
 	IF FOUND OR EXISTS (SELECT 1 FROM billing.refund r WHERE r.account_id = doc.account_id AND r.credit_note_id = doc.invoice_id) THEN
 		RAISE EXCEPTION '% % has live allocations', replace(doc.document_type, '_', ' '), doc.document_number
 			USING ERRCODE = 'object_not_in_prerequisite_state',

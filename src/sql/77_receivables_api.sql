@@ -51,6 +51,7 @@ DECLARE
 	remaining numeric;
 	open_amount numeric;
 	take numeric;
+	alloc_date date;
 	alloc billing.allocation;
 BEGIN
 	IF payment_id IS NOT NULL THEN
@@ -120,17 +121,48 @@ BEGIN
 		FOR UPDATE
 	LOOP
 		EXIT WHEN remaining <= 0;
-		open_amount := billing.document_open_amount(doc, 'infinity');
-		CONTINUE WHEN open_amount <= 0;
-		take := least(open_amount, remaining);
 		IF allocated_on < greatest(source_date, doc.invoice_date) THEN
 			RAISE EXCEPTION 'allocation date % precedes % or document %', allocated_on, source_label, doc.document_number
 				USING ERRCODE = 'invalid_parameter_value',
 					  DETAIL = format('source dated %s, document dated %s', source_date, doc.invoice_date);
 		END IF;
+		alloc_date := coalesce(allocated_on, greatest(source_date, doc.invoice_date));
+		-- what fits on every date from the allocation date on, for target and source
+		open_amount := billing.document_open_amount_from(doc, alloc_date);
+		available := CASE WHEN payment_id IS NOT NULL
+						  THEN billing.payment_unapplied_from(pay, alloc_date)
+						  ELSE -billing.document_open_amount_from(cn, alloc_date) END;
+		take := least(open_amount, remaining, available);
+		-- a default date hemmed in by a later-dated row (an unapply, a refund):
+		-- date the allocation when both sides are free, never in the past window
+		IF allocated_on IS NULL AND take < least(remaining,
+												 billing.document_open_amount(doc, 'infinity'),
+												 CASE WHEN payment_id IS NOT NULL THEN billing.payment_unapplied(pay, 'infinity')
+													  ELSE -billing.document_open_amount(cn, 'infinity') END) THEN
+			alloc_date := greatest(alloc_date,
+				(SELECT max(a.allocated_on) FROM billing.allocation a
+				 WHERE a.account_id = apply_source.account_id
+				   AND (a.invoice_id = doc.invoice_id OR a.payment_id = apply_source.payment_id
+						OR a.credit_note_id = apply_source.credit_note_id)),
+				(SELECT max(r.refunded_on) FROM billing.refund r
+				 WHERE r.account_id = apply_source.account_id
+				   AND (r.payment_id = apply_source.payment_id OR r.credit_note_id = apply_source.credit_note_id)));
+			open_amount := billing.document_open_amount_from(doc, alloc_date);
+			available := CASE WHEN payment_id IS NOT NULL
+							  THEN billing.payment_unapplied_from(pay, alloc_date)
+							  ELSE -billing.document_open_amount_from(cn, alloc_date) END;
+			take := least(open_amount, remaining, available);
+		END IF;
+		IF apply_source.amount IS NOT NULL AND apply_source.invoice_id IS NOT NULL AND take < apply_source.amount THEN
+			RAISE EXCEPTION 'amount exceeds what % and % have free from %', source_label, doc.document_number, alloc_date
+				USING ERRCODE = 'check_violation',
+					  DETAIL = format('amount %s; least open amount %s, least unapplied %s %s on any date from %s on',
+									  apply_source.amount, open_amount, available, doc.currency, alloc_date);
+		END IF;
+		CONTINUE WHEN take <= 0;
 		INSERT INTO billing.allocation AS x (account_id, invoice_id, payment_id, credit_note_id, amount, allocated_on)
 		VALUES (apply_source.account_id, doc.invoice_id, apply_source.payment_id, apply_source.credit_note_id, take,
-				coalesce(allocated_on, greatest(source_date, doc.invoice_date)))
+				alloc_date)
 		RETURNING * INTO alloc;
 		remaining := remaining - take;
 		RETURN NEXT alloc;
@@ -255,6 +287,7 @@ DECLARE
 	tax numeric;
 	cn billing.invoice;
 	open_amount numeric;
+	credited numeric;
 BEGIN
 	IF doc.status <> 'posted' THEN
 		RAISE EXCEPTION '% % is %; only posted documents are credited', replace(doc.document_type, '_', ' '),
@@ -270,9 +303,14 @@ BEGIN
 				  DETAIL = format('issued on %s, document dated %s', coalesce(issued_on::text, 'NULL'), doc.invoice_date);
 	END IF;
 	amount := billing.check_money_amount(amount, doc.currency, 'credit amount');
-	IF amount > doc.total THEN
+	-- all credit notes correcting a document together stay within its total
+	credited := coalesce((SELECT -sum(c.total) FROM billing.invoice c
+						  WHERE c.account_id = doc.account_id AND c.corrects_invoice_id = doc.invoice_id
+							AND c.status = 'posted'), 0);
+	IF amount > doc.total - credited THEN
 		RAISE EXCEPTION 'credit for % exceeds its total', doc.document_number
-			USING ERRCODE = 'check_violation', DETAIL = format('credit %s, total %s %s', amount, doc.total, doc.currency);
+			USING ERRCODE = 'check_violation',
+				  DETAIL = format('credit %s, total %s, already credited %s %s', amount, doc.total, credited, doc.currency);
 	END IF;
 	tax := CASE WHEN doc.total = 0 THEN 0 ELSE billing.round_money(amount * doc.tax_total / doc.total, doc.currency) END;
 
@@ -390,7 +428,7 @@ BEGIN
 		END IF;
 		PERFORM billing.lock_account(owner);
 		SELECT * INTO pay FROM billing.payment p WHERE p.account_id = owner AND p.payment_id = refund.payment_id FOR UPDATE;
-		available := billing.payment_unapplied(pay, 'infinity');
+		available := billing.payment_unapplied_from(pay, coalesce(refunded_on, pay.received_on));
 		source_label := format('payment %s', pay.payment_id);
 		source_date := pay.received_on;
 		source_currency := pay.currency;
@@ -401,12 +439,12 @@ BEGIN
 			RAISE EXCEPTION 'document % is not a posted credit note', coalesce(cn.document_number, cn.invoice_id::text)
 				USING ERRCODE = 'object_not_in_prerequisite_state';
 		END IF;
-		available := -billing.document_open_amount(cn, 'infinity');
+		available := -billing.document_open_amount_from(cn, coalesce(refunded_on, cn.invoice_date));
 		source_label := format('credit note %s', cn.document_number);
 		source_date := cn.invoice_date;
 		source_currency := cn.currency;
 	END IF;
-	IF available <= 0 THEN
+	IF amount IS NULL AND available <= 0 THEN
 		RAISE EXCEPTION 'nothing of % is unapplied to refund', source_label
 			USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = format('unapplied %s %s', available, source_currency);
 	END IF;

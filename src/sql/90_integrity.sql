@@ -5,6 +5,7 @@ CREATE FUNCTION billing.check_integrity() RETURNS TABLE (check_name text, detail
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	target date;
+	latest date;
 BEGIN
 	-- document totals equal the sum of their lines
 	RETURN QUERY
@@ -54,43 +55,52 @@ BEGIN
 			   AND coalesce(n.highest, 0) = coalesce(s.last_number, 0)
 			   AND coalesce(n.well_formed, true));
 
-	-- payments: allocations and refunds within the amount received
+	-- payments: on every date, allocations and refunds within the amount received
 	RETURN QUERY
 	SELECT 'payment_limits'::text,
-		   format('payment %s of account %s: amount %s, allocated %s, refunded %s', p.payment_id, p.account_id, p.amount,
-				  coalesce(a.amount, 0), coalesce(r.amount, 0))
+		   format('payment %s of account %s: amount %s, applied and refunded %s as of %s', p.payment_id, p.account_id,
+				  p.amount, m.used, m.day)
 	FROM billing.payment p
-	LEFT JOIN (SELECT a.account_id, a.payment_id, sum(a.amount) AS amount FROM billing.allocation a
-			   WHERE a.payment_id IS NOT NULL GROUP BY 1, 2) a ON a.account_id = p.account_id AND a.payment_id = p.payment_id
-	LEFT JOIN (SELECT r.account_id, r.payment_id, sum(r.amount) AS amount FROM billing.refund r
-			   WHERE r.payment_id IS NOT NULL GROUP BY 1, 2) r ON r.account_id = p.account_id AND r.payment_id = p.payment_id
-	WHERE coalesce(a.amount, 0) + coalesce(r.amount, 0) > p.amount OR coalesce(a.amount, 0) < 0;
+	JOIN LATERAL (
+		SELECT d.day, sum(d.amount) OVER (ORDER BY d.day) AS used
+		FROM (SELECT a.allocated_on AS day, sum(a.amount) AS amount FROM billing.allocation a
+			  WHERE a.account_id = p.account_id AND a.payment_id = p.payment_id GROUP BY a.allocated_on
+			  UNION ALL
+			  SELECT r.refunded_on, sum(r.amount) FROM billing.refund r
+			  WHERE r.account_id = p.account_id AND r.payment_id = p.payment_id GROUP BY r.refunded_on) d
+	) m ON m.used > p.amount OR m.used < 0 OR m.day < p.received_on;
 
-	-- credit notes: allocations and refunds within the credit
+	-- credit notes: on every date, allocations and refunds within the credit
 	RETURN QUERY
 	SELECT 'credit_note_limits'::text,
-		   format('credit note %s: credit %s, allocated %s, refunded %s', c.document_number, -c.total,
-				  coalesce(a.amount, 0), coalesce(r.amount, 0))
+		   format('credit note %s: credit %s, applied and refunded %s as of %s', c.document_number, -c.total, m.used, m.day)
 	FROM billing.invoice c
-	LEFT JOIN (SELECT a.account_id, a.credit_note_id, sum(a.amount) AS amount FROM billing.allocation a
-			   WHERE a.credit_note_id IS NOT NULL GROUP BY 1, 2) a ON a.account_id = c.account_id AND a.credit_note_id = c.invoice_id
-	LEFT JOIN (SELECT r.account_id, r.credit_note_id, sum(r.amount) AS amount FROM billing.refund r
-			   WHERE r.credit_note_id IS NOT NULL GROUP BY 1, 2) r ON r.account_id = c.account_id AND r.credit_note_id = c.invoice_id
-	WHERE c.document_type = 'credit_note' AND c.status <> 'draft'
-	  AND (coalesce(a.amount, 0) + coalesce(r.amount, 0) > -c.total OR coalesce(a.amount, 0) < 0
-		   OR (c.status = 'void' AND coalesce(a.amount, 0) + coalesce(r.amount, 0) <> 0));
+	JOIN LATERAL (
+		SELECT d.day, sum(d.amount) OVER (ORDER BY d.day) AS used
+		FROM (SELECT a.allocated_on AS day, sum(a.amount) AS amount FROM billing.allocation a
+			  WHERE a.account_id = c.account_id AND a.credit_note_id = c.invoice_id GROUP BY a.allocated_on
+			  UNION ALL
+			  SELECT r.refunded_on, sum(r.amount) FROM billing.refund r
+			  WHERE r.account_id = c.account_id AND r.credit_note_id = c.invoice_id GROUP BY r.refunded_on) d
+	) m ON m.used > -c.total OR m.used < 0 OR m.day < c.invoice_date
+		   OR (c.status = 'void' AND m.day >= c.voided_on AND m.used <> 0)
+	WHERE c.document_type = 'credit_note' AND c.status <> 'draft';
 
-	-- no invoice or debit note open below zero; allocations only to posted
-	-- invoices and debit notes, in the source's currency, never to void ones
+	-- invoices and debit notes: on every date, never open below zero, never
+	-- allocated to before their date; allocations only to posted (or later
+	-- voided) invoices and debit notes, none live once void
 	RETURN QUERY
 	SELECT 'document_allocations'::text,
-		   format('%s %s (%s): total %s, allocated %s', i.document_type, coalesce(i.document_number, 'draft'), i.status,
-				  i.total, a.amount)
+		   format('%s %s (%s): total %s, allocated %s as of %s', i.document_type, coalesce(i.document_number, 'draft'),
+				  i.status, i.total, m.used, m.day)
 	FROM billing.invoice i
-	JOIN (SELECT a.account_id, a.invoice_id, sum(a.amount) AS amount FROM billing.allocation a GROUP BY 1, 2) a
-	  ON a.account_id = i.account_id AND a.invoice_id = i.invoice_id
-	WHERE a.amount > i.total OR a.amount < 0 OR i.document_type = 'credit_note' OR i.status = 'draft'
-	   OR (i.status = 'void' AND a.amount <> 0);
+	JOIN LATERAL (
+		SELECT a.allocated_on AS day, sum(sum(a.amount)) OVER (ORDER BY a.allocated_on) AS used
+		FROM billing.allocation a
+		WHERE a.account_id = i.account_id AND a.invoice_id = i.invoice_id
+		GROUP BY a.allocated_on
+	) m ON m.used > i.total OR m.used < 0 OR m.day < i.invoice_date OR i.document_type = 'credit_note'
+		   OR i.status = 'draft' OR (i.status = 'void' AND m.day >= i.voided_on AND m.used <> 0);
 	RETURN QUERY
 	SELECT 'allocation_currency'::text,
 		   format('allocation %s: source in %s, document %s in %s', a.allocation_id, coalesce(p.currency, c.currency),
@@ -114,16 +124,21 @@ BEGIN
 	-- principle 3: after a run with target T, every period of a subscription due
 	-- by T holds exactly its expected amount.  Held subscriptions, pending
 	-- changes and those no run has reconciled yet are exempt.
-	FOR target IN SELECT DISTINCT s.last_target_date FROM billing.subscription s WHERE s.last_target_date IS NOT NULL LOOP
+	-- Each subscription is checked at the later of its own last run and the
+	-- latest completed run, so one that fell off the schedule is caught.
+	latest := (SELECT max(b.target_date) FROM billing.invoice_batch b WHERE b.status = 'completed');
+	FOR target IN SELECT DISTINCT greatest(s.last_target_date, latest) FROM billing.subscription s
+				  WHERE s.last_target_date IS NOT NULL LOOP
 		RETURN QUERY
 		SELECT 'reconciliation'::text,
 			   format('subscription %s, period %s: expected minus billed is %s %s as of target date %s',
 					  d.subscription_id, coalesce(d.cycle_period::text, 'one-time'), sum(d.amount), d.currency, target)
 		FROM billing.due_items(target,
-							   ARRAY(SELECT DISTINCT s.account_id FROM billing.subscription s WHERE s.last_target_date = target),
+							   ARRAY(SELECT DISTINCT s.account_id FROM billing.subscription s
+									 WHERE greatest(s.last_target_date, latest) = target),
 							   true) d
 		JOIN billing.subscription s ON s.account_id = d.account_id AND s.subscription_id = d.subscription_id
-		WHERE d.item = 'line' AND s.last_target_date = target AND s.reconcile_from IS NULL
+		WHERE d.item = 'line' AND greatest(s.last_target_date, latest) = target AND s.reconcile_from IS NULL
 		GROUP BY d.subscription_id, d.cycle_period, d.currency
 		HAVING sum(d.amount) <> 0;
 	END LOOP;

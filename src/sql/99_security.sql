@@ -16,7 +16,8 @@ END $$;
 
 GRANT billing_reader TO billing_operator;
 GRANT billing_operator TO billing_admin;
-GRANT USAGE ON SCHEMA billing TO billing_reader;
+-- the schema is visible to all (the pure calculations are public); its tables are not
+GRANT USAGE ON SCHEMA billing TO PUBLIC;
 
 -- functions: every writer and every reader of data is for the billing roles only;
 -- the pure calculations (periods, proration, rounding) stay public
@@ -38,7 +39,8 @@ END $$;
 -- reader: the views and the read-only functions behind them
 GRANT SELECT ON billing.invoice_report, billing.ar_aging_report, billing.revenue_by_month,
 	billing.mrr_by_month, billing.cash_by_month TO billing_reader;
-GRANT SELECT ON billing.currency TO billing_reader;
+-- functions the views call run with the caller's rights, so readers read the tables too
+GRANT SELECT ON ALL TABLES IN SCHEMA billing TO billing_reader;
 GRANT EXECUTE ON FUNCTION
 	billing.invoice_balance(bigint, date), billing.account_balance(bigint, date),
 	billing.ar_aging(date, int[], text), billing.ar_aging_detail(date, int[], text),
