@@ -33,7 +33,17 @@ COMMENT ON TYPE billing.due_item IS 'Output of billing.due_items(): a line to bi
 
 CREATE FUNCTION billing.due_items(target_date date, account_ids bigint[] DEFAULT NULL, full_history boolean DEFAULT false)
 	RETURNS SETOF billing.due_item
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+-- Joins on (account_id, subscription_id) are correlated and the planner
+-- estimates them at one row; nested loops over the materialized steps below
+-- would then be quadratic.  Base tables are read by LATERAL index lookups
+-- (which run as nested loops regardless), the steps are joined by hashing.
+SET enable_nestloop = off
+-- ... which inflates plan costs past the JIT thresholds: compiling this plan
+-- would take seconds and save nothing.
+SET jit = off
+AS $$
 BEGIN
 	RETURN QUERY
 	WITH
@@ -63,10 +73,12 @@ BEGIN
 			   p.pricing_model, coalesce(ch.unit_amount, p.unit_amount) AS unit_amount,
 			   p.package_size, p.tiers, pr.name AS product_name
 		FROM candidate c
-		JOIN billing.subscription_change ch ON ch.account_id = c.account_id AND ch.subscription_id = c.subscription_id
+		-- index lookups per candidate: the cost follows the subscriptions due
+		CROSS JOIN LATERAL (SELECT ch.* FROM billing.subscription_change ch
+							WHERE ch.account_id = c.account_id AND ch.subscription_id = c.subscription_id
+							  AND ch.kind <> 'cancel') ch
 		JOIN billing.price p ON p.price_id = ch.price_id
 		JOIN billing.product pr ON pr.product_id = p.product_id
-		WHERE ch.kind <> 'cancel'
 		WINDOW w AS (PARTITION BY ch.account_id, ch.subscription_id ORDER BY ch.effective_date, ch.change_id)
 	),
 	segment AS (
@@ -176,23 +188,31 @@ BEGIN
 	-- what non-void documents hold per key in the window
 	billed AS (
 		SELECT l.account_id, l.subscription_id, l.cycle_period AS whole,
-			   sum(l.amount) AS billed, count(*) AS lines, max(i.currency) AS currency, max(l.price_id) AS price_id,
+			   sum(l.amount) AS billed, count(*) AS lines, max(l.currency) AS currency, max(l.price_id) AS price_id,
 			   min(billing.period_start(l.service_period)) AS billed_start,
 			   max(billing.period_end(l.service_period)) AS billed_end
 		FROM candidate c
-		JOIN billing.invoice_line l ON l.account_id = c.account_id AND l.subscription_id = c.subscription_id
-		JOIN billing.invoice i ON i.account_id = l.account_id AND i.invoice_id = l.invoice_id
-		WHERE i.status <> 'void' AND l.cycle_period IS NOT NULL
-		  AND billing.period_end(l.cycle_period) > c.window_from
+		CROSS JOIN LATERAL (
+			SELECT l.*, d.currency
+			FROM billing.invoice_line l
+			CROSS JOIN LATERAL (SELECT i.status, i.currency FROM billing.invoice i
+								WHERE i.account_id = l.account_id AND i.invoice_id = l.invoice_id) d
+			WHERE l.account_id = c.account_id AND l.subscription_id = c.subscription_id
+			  AND l.cycle_period IS NOT NULL AND billing.period_end(l.cycle_period) > c.window_from
+			  AND d.status <> 'void') l
 		GROUP BY l.account_id, l.subscription_id, l.cycle_period
 	),
 	billed_one_time AS (
-		SELECT l.account_id, l.subscription_id, sum(l.amount) AS billed, max(i.currency) AS currency,
+		SELECT l.account_id, l.subscription_id, sum(l.amount) AS billed, max(l.currency) AS currency,
 			   max(l.price_id) AS price_id
 		FROM candidate c
-		JOIN billing.invoice_line l ON l.account_id = c.account_id AND l.subscription_id = c.subscription_id
-		JOIN billing.invoice i ON i.account_id = l.account_id AND i.invoice_id = l.invoice_id
-		WHERE i.status <> 'void' AND l.kind = 'one_time'
+		CROSS JOIN LATERAL (
+			SELECT l.*, d.currency
+			FROM billing.invoice_line l
+			CROSS JOIN LATERAL (SELECT i.status, i.currency FROM billing.invoice i
+								WHERE i.account_id = l.account_id AND i.invoice_id = l.invoice_id) d
+			WHERE l.account_id = c.account_id AND l.subscription_id = c.subscription_id
+			  AND l.kind = 'one_time' AND d.status <> 'void') l
 		GROUP BY l.account_id, l.subscription_id
 	),
 	-- billed keys reconciled as recurring: not usage keys, not keys whose period is not yet due
