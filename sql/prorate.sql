@@ -81,6 +81,14 @@ SELECT count(*) AS groups,
 FROM (SELECT grp, count(*) AS n, prorate_agg(amount, part, whole) AS agg, sum(prorate(amount, part, whole)) AS summed
       FROM prorate_random GROUP BY grp) g;
 
+-- one denominator per group (the engine's case: one subscription period) takes
+-- an all-integer final step; it must agree with prorate() all the same
+SELECT count(*) AS single_whole_groups,
+       max(abs(agg - summed)) < 1e-15 AS agg_equals_sum,
+       bool_and(round(agg, 2) = round(summed, 2)) AS same_cents
+FROM (SELECT whole, prorate_agg(amount, part, whole) AS agg, sum(prorate(amount, part, whole)) AS summed
+      FROM prorate_random GROUP BY whole) g;
+
 -- Forced parallel plan: Partial Aggregate in workers, combined in the leader
 ANALYZE prorate_random;
 SET parallel_setup_cost = 0;

@@ -277,6 +277,46 @@ prorate_agg_deserialfn(PG_FUNCTION_ARGS)
 }
 
 /*
+ * One denominator (every row of a group prorated against the same whole, the
+ * usual case: one subscription period), amounts on the fast path: the result
+ * scaled / (10^6 * days) rounded once to PRORATE_RESULT_SCALE decimals, all in
+ * int128.  NULL when the numbers are too large for it.
+ */
+static Numeric
+single_term_result(const ProrateTerm *term)
+{
+	/* 10^(RESULT_SCALE - FAST_SCALE) = 10^14 */
+	const int128 shift = (int128) 100000000000000LL;
+	const int128 limit = (int128) 1000000000000000000LL * 100000;	/* 10^23 */
+	int128		numerator = term->scaled;
+	bool		negative = numerator < 0;
+	int128		q,
+				r;
+	int			scale = PRORATE_RESULT_SCALE;
+
+	if (numerator >= limit || numerator <= -limit)
+		return NULL;
+	if (negative)
+		numerator = -numerator;
+	numerator *= shift;
+	q = numerator / term->days;
+	r = numerator % term->days;
+	if (2 * r >= term->days)	/* half away from zero */
+		q++;
+	/* trailing zeros off, as trim_scale would */
+	while (scale > 0 && q % 10 == 0)
+	{
+		q /= 10;
+		scale--;
+	}
+	if (negative)
+		q = -q;
+	if (q > PG_INT64_MAX || q < -PG_INT64_MAX)
+		return int128_scaled_to_numeric(q, scale);
+	return int64_div_fast_to_numeric((int64) q, scale);
+}
+
+/*
  * prorate_agg_finalfn(state) -> numeric
  *		Σ numerator(days) / days, exact to PRORATE_RESULT_SCALE decimals;
  *		NULL over no rows, like sum().
@@ -293,6 +333,15 @@ prorate_agg_finalfn(PG_FUNCTION_ARGS)
 	state = (ProrateAggState *) PG_GETARG_POINTER(0);
 	if (state->rows == 0)
 		PG_RETURN_NULL();
+	if (state->nterms == 0)
+		PG_RETURN_NUMERIC(result);
+	if (state->nterms == 1 && state->terms[0].exact == NULL)
+	{
+		Numeric		fast = single_term_result(&state->terms[0]);
+
+		if (fast != NULL)
+			PG_RETURN_NUMERIC(fast);
+	}
 
 	for (int i = 0; i < state->nterms; i++)
 	{
