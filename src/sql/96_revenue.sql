@@ -20,7 +20,7 @@ COMMENT ON COLUMN billing.revenue_schedule.period_month IS 'First day of the mon
 COMMENT ON COLUMN billing.revenue_schedule.amount IS 'Amount recognized in that month';
 
 CREATE FUNCTION billing.schedule_revenue(account_ids bigint[], invoice_ids bigint[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 BEGIN
 	INSERT INTO billing.revenue_schedule (account_id, line_id, period_month, amount)
 	SELECT m.account_id, m.line_id, m.period_month,
