@@ -175,11 +175,23 @@ END;
 COMMENT ON FUNCTION billing.payment_unapplied_from(billing.payment, date) IS
 	'Least unapplied part of a payment on any date from from_date on';
 
+-- A balance needs a date: NULL would silently subtract nothing (22004).
+CREATE FUNCTION billing.check_as_of(as_of date) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF as_of IS NULL THEN
+		RAISE EXCEPTION 'as_of date must not be NULL' USING ERRCODE = 'null_value_not_allowed',
+			HINT = 'Balances, aging and deferred revenue are computed as of a date; omit the argument for today.';
+	END IF;
+END $$;
+COMMENT ON FUNCTION billing.check_as_of(date) IS 'Rejects a NULL as-of date';
+
 CREATE FUNCTION billing.invoice_balance(invoice_id bigint, as_of date DEFAULT CURRENT_DATE) RETURNS numeric
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	doc billing.invoice;
 BEGIN
+	PERFORM billing.check_as_of(as_of);
 	SELECT * INTO doc FROM billing.invoice i WHERE i.invoice_id = invoice_balance.invoice_id;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'document % does not exist', invoice_id USING ERRCODE = 'invalid_parameter_value';
@@ -192,6 +204,7 @@ COMMENT ON FUNCTION billing.invoice_balance(bigint, date) IS
 CREATE FUNCTION billing.account_balance(account_id bigint, as_of date DEFAULT CURRENT_DATE) RETURNS numeric
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	PERFORM billing.check_as_of(as_of);
 	IF NOT EXISTS (SELECT 1 FROM billing.account a WHERE a.account_id = account_balance.account_id) THEN
 		RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'invalid_parameter_value';
 	END IF;

@@ -15,9 +15,10 @@ END;
 COMMENT ON FUNCTION billing.aging_bucket(int, int[]) IS
 	'Aging bucket of a number of days overdue: current (<= 0), inclusive ranges from the bounds, then N+';
 
-CREATE FUNCTION billing.check_aging_arguments(bucket_days int[], basis text) RETURNS void
+CREATE FUNCTION billing.check_aging_arguments(as_of date, bucket_days int[], basis text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	PERFORM billing.check_as_of(as_of);
 	IF bucket_days IS NULL OR cardinality(bucket_days) = 0 OR array_ndims(bucket_days) <> 1
 	   OR EXISTS (SELECT 1 FROM generate_subscripts(bucket_days, 1) AS i
 				  WHERE bucket_days[i] IS NULL OR bucket_days[i] <= coalesce(bucket_days[i - 1], 0)) THEN
@@ -29,7 +30,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value', DETAIL = format('basis is %s', coalesce(basis, 'NULL'));
 	END IF;
 END $$;
-COMMENT ON FUNCTION billing.check_aging_arguments(int[], text) IS 'Validates aging bucket bounds and basis';
+COMMENT ON FUNCTION billing.check_aging_arguments(date, int[], text) IS 'Validates the as-of date, aging bucket bounds and basis';
 
 CREATE FUNCTION billing.ar_aging_detail(as_of date DEFAULT CURRENT_DATE, bucket_days int[] DEFAULT '{30,60,90}',
 										basis text DEFAULT 'due_date')
@@ -37,7 +38,7 @@ CREATE FUNCTION billing.ar_aging_detail(as_of date DEFAULT CURRENT_DATE, bucket_
 				   currency text, document_date date, due_date date, days_overdue int, bucket text, open_amount numeric)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	PERFORM billing.check_aging_arguments(bucket_days, basis);
+	PERFORM billing.check_aging_arguments(as_of, bucket_days, basis);
 	RETURN QUERY
 	SELECT d.account_id, d.document_type, d.invoice_id, NULL::bigint, d.document_number, d.currency, d.invoice_date,
 		   d.due_date, d.days_overdue,

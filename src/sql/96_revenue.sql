@@ -77,6 +77,7 @@ CREATE FUNCTION billing.deferred_revenue(as_of date DEFAULT CURRENT_DATE)
 	RETURNS TABLE (account_id bigint, currency text, amount numeric)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	PERFORM billing.check_as_of(as_of);
 	RETURN QUERY
 	SELECT i.account_id, i.currency,
 		   sum(s.amount - billing.round_money(billing.recognized_amount(s, CASE WHEN coalesce(p.revenue_rule, 'ratable') = 'ratable'
