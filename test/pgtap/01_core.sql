@@ -1,11 +1,7 @@
 -- Behaviour of the C core as a finance user relies on it: VECTORS.md rows,
 -- error SQLSTATEs, and invariants (parts sum to wholes, periods tile time).
 BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
-SET LOCAL DateStyle = 'ISO, YMD';
-SET LOCAL TimeZone = 'UTC';
-SET LOCAL search_path = billing, public;
+\ir include/session.sql
 
 SELECT plan(40);
 

@@ -4,19 +4,11 @@
 -- equality, every period as text.  Runs go forward in time (as a scheduler's
 -- would), each scenario on its own account, asserted right after its run.
 BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
-SET LOCAL DateStyle = 'ISO, YMD';
-SET LOCAL TimeZone = 'UTC';
-SET LOCAL search_path = billing, public;
+\ir include/session.sql
 
 SELECT plan(87);
 
--- Lookups by key, so the file depends on no generated id.
-CREATE FUNCTION pg_temp.acct(key text) RETURNS bigint LANGUAGE sql STABLE
-AS $$ SELECT account_id FROM billing.account WHERE external_key = key $$;
-CREATE FUNCTION pg_temp.price(code text) RETURNS bigint LANGUAGE sql STABLE
-AS $$ SELECT p.price_id FROM billing.price p WHERE p.code = price.code $$;
+\ir include/lookups.sql
 -- the account's subscription (to the given price, if several)
 CREATE FUNCTION pg_temp.sub(key text, price_code text DEFAULT NULL) RETURNS bigint LANGUAGE sql STABLE
 AS $$ SELECT s.subscription_id FROM billing.subscription s JOIN billing.price p USING (price_id)

@@ -3,18 +3,11 @@
 -- in arrears, a change of interval, credit notes, one-time charges, preview
 -- and drafts.  One monthly timeline in 2024 (cycle day 1), runs in date order.
 BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
-SET LOCAL DateStyle = 'ISO, YMD';
-SET LOCAL TimeZone = 'UTC';
-SET LOCAL search_path = billing, public;
+\ir include/session.sql
 
 SELECT plan(82);
 
-CREATE FUNCTION pg_temp.acct(key text) RETURNS bigint LANGUAGE sql STABLE
-AS $$ SELECT account_id FROM billing.account WHERE external_key = key $$;
-CREATE FUNCTION pg_temp.price(code text) RETURNS bigint LANGUAGE sql STABLE
-AS $$ SELECT p.price_id FROM billing.price p WHERE p.code = price.code $$;
+\ir include/lookups.sql
 CREATE FUNCTION pg_temp.sub(key text, price_code text DEFAULT NULL) RETURNS bigint LANGUAGE sql STABLE
 AS $$ SELECT s.subscription_id FROM billing.subscription s JOIN billing.subscription_change c
 		ON c.account_id = s.account_id AND c.subscription_id = s.subscription_id AND c.kind = 'start'

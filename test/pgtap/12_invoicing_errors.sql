@@ -6,18 +6,11 @@
 -- (run_invoice_batch under REPEATABLE READ is covered by
 -- test/specs/run_concurrent.spec: SET TRANSACTION cannot follow pgTAP's queries.)
 BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
-SET LOCAL DateStyle = 'ISO, YMD';
-SET LOCAL TimeZone = 'UTC';
-SET LOCAL search_path = billing, public;
+\ir include/session.sql
 
 SELECT plan(127);
 
-CREATE FUNCTION pg_temp.acct(key text) RETURNS bigint LANGUAGE sql STABLE
-AS $$ SELECT account_id FROM billing.account WHERE external_key = key $$;
-CREATE FUNCTION pg_temp.price(code text) RETURNS bigint LANGUAGE sql STABLE
-AS $$ SELECT p.price_id FROM billing.price p WHERE p.code = price.code $$;
+\ir include/lookups.sql
 CREATE FUNCTION pg_temp.sub(key text) RETURNS bigint LANGUAGE sql STABLE
 AS $$ SELECT min(subscription_id) FROM billing.subscription WHERE account_id = pg_temp.acct(key) $$;
 CREATE FUNCTION pg_temp.doc(key text) RETURNS bigint LANGUAGE sql STABLE

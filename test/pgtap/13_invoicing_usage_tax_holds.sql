@@ -3,18 +3,11 @@
 -- lines), billing holds and next_bill_date_override, end to end through
 -- billing.run_invoice_batch().  One 2026 timeline, runs in date order.
 BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
-SET LOCAL DateStyle = 'ISO, YMD';
-SET LOCAL TimeZone = 'UTC';
-SET LOCAL search_path = billing, public;
+\ir include/session.sql
 
 SELECT plan(54);
 
-CREATE FUNCTION pg_temp.acct(key text) RETURNS bigint LANGUAGE sql STABLE
-AS $$ SELECT account_id FROM billing.account WHERE external_key = key $$;
-CREATE FUNCTION pg_temp.price(code text) RETURNS bigint LANGUAGE sql STABLE
-AS $$ SELECT p.price_id FROM billing.price p WHERE p.code = price.code $$;
+\ir include/lookups.sql
 CREATE FUNCTION pg_temp.sub(key text, price_code text DEFAULT NULL) RETURNS bigint LANGUAGE sql STABLE
 AS $$ SELECT s.subscription_id FROM billing.subscription s
 	  WHERE s.account_id = pg_temp.acct(key) AND (price_code IS NULL OR s.price_id = pg_temp.price(price_code))

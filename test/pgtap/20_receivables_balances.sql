@@ -6,11 +6,7 @@
 -- what the scenario wants.  Documents are named per account by type and order
 -- (I1, I2, CN1, DN1), payments by their reference, so no generated id matters.
 BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
-SET LOCAL DateStyle = 'ISO, YMD';
-SET LOCAL TimeZone = 'UTC';
-SET LOCAL search_path = billing, public;
+\ir include/session.sql
 
 SELECT plan(118);
 

@@ -3,11 +3,7 @@
 -- payments, allocations, refunds, documents and lines are compared with the
 -- fixture's, so a partial write (or an UPDATE that got through) shows.
 BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
-SET LOCAL DateStyle = 'ISO, YMD';
-SET LOCAL TimeZone = 'UTC';
-SET LOCAL search_path = billing, public;
+\ir include/session.sql
 
 SELECT plan(137);
 

@@ -5,11 +5,7 @@
 -- account's payment terms) and payments through the API; each scenario on its
 -- own account.
 BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
-SET LOCAL DateStyle = 'ISO, YMD';
-SET LOCAL TimeZone = 'UTC';
-SET LOCAL search_path = billing, public;
+\ir include/session.sql
 
 SELECT plan(79);
 

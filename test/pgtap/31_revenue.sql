@@ -9,18 +9,11 @@
 -- held account, so no run reconciles them) and posted with post_invoice();
 -- the others come from billing.run_invoice_batch().
 BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
-SET LOCAL DateStyle = 'ISO, YMD';
-SET LOCAL TimeZone = 'UTC';
-SET LOCAL search_path = billing, public;
+\ir include/session.sql
 
 SELECT plan(54);
 
-CREATE FUNCTION pg_temp.acct(key text) RETURNS bigint LANGUAGE sql STABLE
-AS $$ SELECT account_id FROM billing.account WHERE external_key = key $$;
-CREATE FUNCTION pg_temp.price(code text) RETURNS bigint LANGUAGE sql STABLE
-AS $$ SELECT p.price_id FROM billing.price p WHERE p.code = price.code $$;
+\ir include/lookups.sql
 CREATE FUNCTION pg_temp.run(target date) RETURNS billing.invoice_batch LANGUAGE plpgsql
 AS $$ BEGIN
 	RETURN billing.run_invoice_batch(target_date => target);

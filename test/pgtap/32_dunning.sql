@@ -5,11 +5,7 @@
 -- no new notices.  One 2024 timeline, dunning runs in date order.
 -- (NOTIFY billing_dunning is covered by test/specs/dunning_notify.spec.)
 BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
-SET LOCAL DateStyle = 'ISO, YMD';
-SET LOCAL TimeZone = 'UTC';
-SET LOCAL search_path = billing, public;
+\ir include/session.sql
 
 SELECT plan(51);
 

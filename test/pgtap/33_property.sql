@@ -7,11 +7,7 @@
 -- every posted line its revenue schedule.  Last, back-dated corrections: the
 -- same as-of invariants must hold whatever order dated operations are made in.
 BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
-SET LOCAL DateStyle = 'ISO, YMD';
-SET LOCAL TimeZone = 'UTC';
-SET LOCAL search_path = billing, public;
+\ir include/session.sql
 
 SELECT plan(26);
 

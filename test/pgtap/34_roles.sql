@@ -5,11 +5,7 @@
 -- search_path; every view column is commented.  Login roles are created here
 -- (rolled back with the rest) and used with SET ROLE.
 BEGIN;
-SET LOCAL client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
-SET LOCAL DateStyle = 'ISO, YMD';
-SET LOCAL TimeZone = 'UTC';
-SET LOCAL search_path = billing, public;
+\ir include/session.sql
 
 SELECT plan(56);
 
