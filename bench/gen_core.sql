@@ -21,8 +21,12 @@
 --   part    the days actually billed, always inside whole: 50% the whole
 --           period, 20% a leading stub (sign-up mid period), 20% a trailing
 --           stub (cancellation mid period), 10% an inner slice (pause)
---   grp     group key for the grouped variant: ~100k groups of ~100 rows
---           (rows / 100 groups)
+--   grp     group key for the grouped variant: rows / 100 groups (~100k)
+--           of ~100 rows, assigned at random, so a group's rows are spread
+--           over the whole table (worst case for the hash aggregate)
+--   grp_seq the same number of groups of exactly 100 rows, each group's rows
+--           stored next to each other (as invoice lines are: inserted
+--           together), so the hash aggregate works on one group at a time
 --
 -- bench_subscription (Figure B): one row per subscription.
 --   anchor     the cycle anchor: any day 1..31 of a 31-day month of
@@ -56,7 +60,8 @@ CREATE TABLE proration_input (
 	amount numeric NOT NULL,
 	part billing.billing_period NOT NULL,
 	whole billing.billing_period NOT NULL,
-	grp int NOT NULL
+	grp int NOT NULL,
+	grp_seq int NOT NULL
 );
 
 CREATE TABLE bench_subscription (
@@ -71,7 +76,7 @@ SELECT setseed(:seed);
 -- Each level of nesting draws its random numbers once per row (OFFSET 0
 -- keeps the planner from flattening the subqueries and duplicating the
 -- volatile expressions).
-INSERT INTO proration_input (amount, part, whole, grp)
+INSERT INTO proration_input (amount, part, whole, grp, grp_seq)
 SELECT amount,
 	billing.billing_period(
 		CASE WHEN shape < 0.50 THEN ws               -- whole period
@@ -83,14 +88,14 @@ SELECT amount,
 			 WHEN shape < 0.90 THEN ws + cut
 			 ELSE ws + cut - 1 + greatest(1, floor(r2 * (days - cut))::int) END),
 	billing.billing_period(ws, we),
-	grp
+	grp, grp_seq
 FROM (
-	SELECT amount, grp, shape, r2, ws, we, days,
+	SELECT amount, grp, grp_seq, shape, r2, ws, we, days,
 		1 + floor(r1 * (days - 1))::int AS cut      -- 1 .. days - 1
 	FROM (
-		SELECT amount, grp, shape, r1, r2, ws, we, we - ws AS days
+		SELECT amount, grp, grp_seq, shape, r1, r2, ws, we, we - ws AS days
 		FROM (
-			SELECT amount, grp, shape, r1, r2, ws,
+			SELECT amount, grp, grp_seq, shape, r1, r2, ws,
 				(ws + CASE WHEN kind < 0.70 THEN interval '1 month'
 						   WHEN kind < 0.90 THEN interval '3 months'
 						   ELSE interval '1 year' END)::date AS we
@@ -98,6 +103,7 @@ FROM (
 				SELECT
 					floor(exp(random() * ln(1000001::float8)))::int * 0.01 AS amount,
 					floor(random() * greatest(1, :rows / 100))::int AS grp,
+					((i - 1) / 100)::int AS grp_seq,
 					random() AS kind,
 					random() AS shape,
 					random() AS r1,
@@ -133,6 +139,7 @@ VACUUM ANALYZE bench_subscription;
 
 SELECT count(*) AS rows,
 	count(DISTINCT grp) AS groups,
+	count(DISTINCT grp_seq) AS groups_seq,
 	min(amount) AS min_amount, max(amount) AS max_amount,
 	round(avg(amount), 2) AS avg_amount,
 	min(billing.period_days(whole)) AS min_whole_days,

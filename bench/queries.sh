@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # the Q_* variables are used by bench/run.sh
 # The benchmark queries of bench/run.sh, one shell variable each, so that
 # run.sh, BENCHMARKS.md and anyone re-running a single query by hand use the
 # same text.  Sourced by bench/run.sh.
@@ -19,16 +20,27 @@ A_SQL_TERM="amount * $A_USED_DAYS::numeric / billing.period_days(whole)"
 Q_A_OURS='SELECT billing.prorate_agg(amount, part, whole) FROM proration_input'
 Q_A_BASE="SELECT sum($A_SQL_TERM) FROM proration_input"
 
-Q_AG_OURS='SELECT count(*), sum(x) FROM (SELECT grp, billing.prorate_agg(amount, part, whole) AS x FROM proration_input GROUP BY grp) g'
-Q_AG_BASE="SELECT count(*), sum(x) FROM (SELECT grp, sum($A_SQL_TERM) AS x FROM proration_input GROUP BY grp) g"
+# Grouped queries are written once with @KEY@ for the group key column.
+AG_OURS='SELECT count(*), sum(x) FROM (SELECT @KEY@, billing.prorate_agg(amount, part, whole) AS x FROM proration_input GROUP BY @KEY@) g'
+AG_BASE="SELECT count(*), sum(x) FROM (SELECT @KEY@, sum($A_SQL_TERM) AS x FROM proration_input GROUP BY @KEY@) g"
+Q_AG_OURS=${AG_OURS//@KEY@/grp}
+Q_AG_BASE=${AG_BASE//@KEY@/grp}
+# The same grouped by grp_seq: as many groups, but each group's rows stored
+# together (as invoice lines are), so the hash table is not hit at random.
+Q_AGC_OURS=${AG_OURS//@KEY@/grp_seq}
+Q_AGC_BASE=${AG_BASE//@KEY@/grp_seq}
 
 # Diagnostics (no baseline): the floors under Figure A.
 Q_A_SCAN='SELECT count(*) FROM proration_input'
-Q_AG_SCAN='SELECT count(*), sum(x) FROM (SELECT grp, count(*) AS x FROM proration_input GROUP BY grp) g'
+AG_SCAN='SELECT count(*), sum(x) FROM (SELECT @KEY@, count(*) AS x FROM proration_input GROUP BY @KEY@) g'
 # prorate_agg's transition function with a trivial final function
 # (bench_prorate_transonly, created by run.sh in the bench database only):
 # the grouped time minus this one is the cost of prorate_agg_finalfn.
-Q_AG_TRANSONLY='SELECT count(*), sum(length(x)) FROM (SELECT grp, bench_prorate_transonly(amount, part, whole) AS x FROM proration_input GROUP BY grp) g'
+AG_TRANSONLY='SELECT count(*), sum(length(x)) FROM (SELECT @KEY@, bench_prorate_transonly(amount, part, whole) AS x FROM proration_input GROUP BY @KEY@) g'
+Q_AG_SCAN=${AG_SCAN//@KEY@/grp}
+Q_AGC_SCAN=${AG_SCAN//@KEY@/grp_seq}
+Q_AG_TRANSONLY=${AG_TRANSONLY//@KEY@/grp}
+Q_AGC_TRANSONLY=${AG_TRANSONLY//@KEY@/grp_seq}
 
 # Per-group agreement of the grouped variant (not timed).
 Q_AG_CHECK="SELECT count(*) AS groups,
@@ -48,6 +60,8 @@ B_OURS_FROM="bench_subscription s CROSS JOIN LATERAL billing.billing_periods(s.a
 # target month's length and is computed from the anchor every time, so a
 # cycle on the 31st gives Jan 31, Feb 28, Mar 31 (generate_series(date,
 # date, '1 month') would add to the previous value and drift to the 28th).
+# make_interval(months => k) rather than k * interval '1 month': same
+# result, about a third faster (no float multiplication).
 # k runs from the month before from_date's month (the boundary in from_date's
 # own month may lie after from_date: then the period containing from_date
 # starts a month earlier) to to_date's month, and every period is clipped to
@@ -57,8 +71,8 @@ B_BASE_K_FROM='(extract(year FROM s.from_date)::int * 12 + extract(month FROM s.
 B_BASE_K_TO='(extract(year FROM s.to_date)::int * 12 + extract(month FROM s.to_date)::int) - (extract(year FROM s.anchor)::int * 12 + extract(month FROM s.anchor)::int)'
 B_BASE_FROM="bench_subscription s
 	CROSS JOIN LATERAL generate_series($B_BASE_K_FROM, $B_BASE_K_TO) AS k
-	CROSS JOIN LATERAL (SELECT greatest((s.anchor + k * interval '1 month')::date, s.from_date) AS pstart,
-	                           least((s.anchor + (k + 1) * interval '1 month')::date, s.to_date) AS pend) AS b"
+	CROSS JOIN LATERAL (SELECT greatest((s.anchor + make_interval(months => k))::date, s.from_date) AS pstart,
+	                           least((s.anchor + make_interval(months => k + 1))::date, s.to_date) AS pend) AS b"
 B_BASE_WHERE='b.pstart < b.pend'
 
 Q_B_OURS="SELECT count(*), sum(billing.period_days(p)) FROM $B_OURS_FROM"
@@ -68,8 +82,8 @@ Q_B_BASE="SELECT count(*), sum(b.pend - b.pstart) FROM $B_BASE_FROM WHERE $B_BAS
 # (ProjectSet: value per call, no tuplestore per subscription).
 Q_BT_OURS="SELECT count(*), sum(billing.period_days(p)) FROM (SELECT billing.billing_periods(s.anchor, 'month', 1, s.from_date, s.to_date) AS p FROM bench_subscription s) x"
 Q_BT_BASE="SELECT count(*), sum(pend - pstart) FROM (
-	SELECT greatest((anchor + k * interval '1 month')::date, from_date) AS pstart,
-	       least((anchor + (k + 1) * interval '1 month')::date, to_date) AS pend
+	SELECT greatest((anchor + make_interval(months => k))::date, from_date) AS pstart,
+	       least((anchor + make_interval(months => k + 1))::date, to_date) AS pend
 	FROM (SELECT s.anchor, s.from_date, s.to_date,
 	             generate_series($B_BASE_K_FROM, $B_BASE_K_TO) AS k
 	      FROM bench_subscription s) x) y

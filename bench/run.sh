@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # First benchmark of the billing extension.  Run as root:
 #
-#   bash bench/run.sh                      # 10M rows, ~10 minutes on 2 cores
+#   bash bench/run.sh                      # 10M rows, ~8 minutes on 2 idle cores
 #   BENCH_ROWS=1000000 bash bench/run.sh   # quick run
 #
 # Environment:
@@ -10,6 +10,10 @@
 #   BENCH_RUNS     timed runs per query after one warm-up (default 3)
 #   BENCH_REUSE=1  keep the existing billing_bench database and its data if
 #                  it was generated with the same BENCH_ROWS (skips the load)
+#   BENCH_QUIET_WAIT  seconds to wait, before each figure, for the machine to
+#                  go idle (default 90; 0: don't wait).  Other work on a
+#                  2-core machine (a test run, another cluster) is measured
+#                  too; activity.txt in the results shows what ran.
 #   BILLING_PGPORT as for scripts/test.sh
 #
 # What it does: installs missing packages, builds and installs the extension
@@ -17,8 +21,9 @@
 # cluster, all through scripts/lib.sh; recreates the database billing_bench
 # with CREATE EXTENSION billing; loads bench/gen_core.sql; then times
 #   Figure A   prorate_agg against the same sum written as a SQL expression,
-#              over the whole table and grouped (~100k groups), serially,
-#              plus parallel (2 workers) and scan-floor lines;
+#              over the whole table and grouped (~100k groups: by a random
+#              key, and by a key whose rows are stored together), serially,
+#              plus parallel (2 workers) and scan/hash-floor lines;
 #   Figure B   billing_periods() against a generate_series equivalent,
 #              as a LATERAL function scan and in the SELECT list,
 # checks that ours and the baseline agree, and prints a table.
@@ -29,8 +34,10 @@
 # as a warm-up (its plan goes to the raw log), then BENCH_RUNS times, ours and
 # baseline alternating; the table shows the median.
 #
-# Raw output: bench/results/<UTC timestamp>-<rows>/ (summary.txt, one log per
-# figure, the data load, the machine).  bench/results/latest points to it.
+# Raw output: bench/results/<UTC timestamp>-<rows>/: summary.txt, timings.txt,
+# <figure>.sql and <figure>.log (plans and every run), load.log, machine.txt,
+# activity.txt (load and other work during each figure).  bench/results/latest
+# points to the newest.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -42,15 +49,22 @@ source "$BENCH_DIR/queries.sh"
 BENCH_ROWS=${BENCH_ROWS:-10000000}
 BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_REUSE=${BENCH_REUSE:-0}
+BENCH_QUIET_WAIT=${BENCH_QUIET_WAIT:-90}
 BENCH_DB=billing_bench
 case $BENCH_ROWS in '' | *[!0-9]* | 0) die "BENCH_ROWS must be a positive integer (got '$BENCH_ROWS')" ;; esac
 case $BENCH_RUNS in '' | *[!0-9]* | 0) die "BENCH_RUNS must be a positive integer (got '$BENCH_RUNS')" ;; esac
+case $BENCH_QUIET_WAIT in '' | *[!0-9]*) die "BENCH_QUIET_WAIT must be a number of seconds (got '$BENCH_QUIET_WAIT')" ;; esac
 
 # The grouped figure keeps ~100k aggregate states in memory: give the hash
 # aggregate room so neither side spills to disk (both would, at 4MB).
 GROUPED_WORK_MEM=512MB
 
 START_SECONDS=$SECONDS
+# A benchmark on a busy 2-core machine measures the other work: say so.
+LOAD_AT_START=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$LOAD_AT_START" 'BEGIN { exit !(l > 0.7) }'; then
+	warn "load average is $LOAD_AT_START before the benchmark: something else is running; figures may be noisy (activity.txt in the results lists the busy processes)"
+fi
 
 setup_all
 [ -z "$SETUP_FAILED" ] || die "setup step '$SETUP_FAILED' failed (see its output above)"
@@ -84,13 +98,19 @@ psql_bench() { psql -X -v ON_ERROR_STOP=1 -d "$BENCH_DB" "$@"; }
 		-c "SELECT name, setting, unit FROM pg_settings WHERE name IN ('shared_buffers', 'work_mem', 'hash_mem_multiplier', 'jit', 'jit_above_cost', 'max_parallel_workers_per_gather', 'max_parallel_workers', 'max_worker_processes', 'fsync', 'effective_cache_size') ORDER BY name"
 } >"$RESULTS/machine.txt" 2>&1
 PG_VERSION_STR=$(psql -X -At -d postgres -c 'SHOW server_version')
+# Another `make install` during the run (e.g. from a test run) would swap the
+# library between figures: remember what was installed.
+SO_PATH=$("$PG_CONFIG" --pkglibdir)/billing.so
+SO_SUM=$(md5sum "$SO_PATH" | cut -d' ' -f1)
+echo "billing.so: $SO_PATH md5 $SO_SUM" >>"$RESULTS/machine.txt"
 
 # ------------------------------------------------------------ data
 
 data_ok() {
 	[ "$BENCH_REUSE" = 1 ] || return 1
 	local n
-	n=$(psql -X -At -d "$BENCH_DB" -c 'SELECT count(*) FROM proration_input' 2>/dev/null) || return 1
+	n=$(psql -X -At -d "$BENCH_DB" -c 'SELECT count(grp_seq) FROM proration_input' \
+		-c 'SELECT count(*) FROM bench_subscription' 2>/dev/null | head -n 1) || return 1
 	[ "$n" = "$BENCH_ROWS" ]
 }
 
@@ -119,7 +139,52 @@ psql_bench -c "SELECT pg_size_pretty(pg_table_size('proration_input')) AS prorat
 
 # ------------------------------------------------------------ timing
 
-declare -A MEDIAN MINT MAXT RESULT
+declare -A MEDIAN MINT MAXT RESULT TIMES
+NOISY=()
+
+# Percent of all CPUs busy over the next 2 seconds.
+cpu_busy() {
+	local a b
+	read -r -a a < /proc/stat
+	sleep 2
+	read -r -a b < /proc/stat
+	awk -v u1="${a[1]}" -v n1="${a[2]}" -v s1="${a[3]}" -v i1="${a[4]}" -v w1="${a[5]}" -v q1="${a[6]}" -v r1="${a[7]}" -v t1="${a[8]}" \
+		-v u2="${b[1]}" -v n2="${b[2]}" -v s2="${b[3]}" -v i2="${b[4]}" -v w2="${b[5]}" -v q2="${b[6]}" -v r2="${b[7]}" -v t2="${b[8]}" \
+		'BEGIN { tot = (u2+n2+s2+i2+w2+q2+r2+t2) - (u1+n1+s1+i1+w1+q1+r1+t1); idle = (i2+w2) - (i1+w1)
+		         printf "%d\n", (tot > 0 ? 100 * (tot - idle) / tot : 0) }'
+}
+
+# Before each figure, wait up to BENCH_QUIET_WAIT seconds for the machine
+# to be idle (under 10% CPU busy for 3 samples of 2 s): on a shared 2-core
+# machine, a test run elsewhere would otherwise be measured too.
+wait_quiet() {
+	local waited=0 quiet=0 busy
+	[ "$BENCH_QUIET_WAIT" -gt 0 ] || return 0
+	while [ "$quiet" -lt 3 ]; do
+		busy=$(cpu_busy)
+		waited=$((waited + 2))
+		if [ "$busy" -lt 10 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+		if [ "$waited" -ge "$BENCH_QUIET_WAIT" ]; then
+			warn "figure $1: the machine is still busy (${busy}% CPU) after ${waited} s; measuring anyway"
+			echo "$(date -u +%H:%M:%S)  figure $1: still busy (${busy}%) after ${waited} s, measured anyway" >>"$RESULTS/activity.txt"
+			return 0
+		fi
+	done
+	[ "$waited" -le 6 ] || echo "$(date -u +%H:%M:%S)  figure $1: waited ${waited} s for an idle machine" >>"$RESULTS/activity.txt"
+}
+
+# The load average, other sessions doing work on this cluster (e.g. a test
+# run) and the busiest processes of the machine (other clusters, compilers),
+# into activity.txt: the first thing to look at when a figure is noisy.
+activity() {
+	{
+		printf '%s  %s  load %s  other active sessions here: ' "$(date -u +%H:%M:%S)" "$1" "$(cut -d' ' -f1-3 /proc/loadavg)"
+		psql -X -At -d postgres -c "SELECT count(*) || coalesce(' (' || string_agg(DISTINCT datname, ', ') || ')', '')
+			FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+		ps -eo pcpu=,etime=,args= --sort=-pcpu | awk '$1 >= 20 { print "        busy: " substr($0, 1, 110) }'
+	} >>"$RESULTS/activity.txt" 2>&1 || true
+}
+
 
 # time_queries FIGURE "SET ...;" LABEL SQL [LABEL SQL ...]
 # One psql session: the settings, a warm-up EXPLAIN (ANALYZE, TIMING OFF) of
@@ -140,7 +205,7 @@ time_queries() {
 		echo "$settings"
 		for i in "${!labels[@]}"; do
 			echo "\\echo @@explain ${labels[$i]}"
-			echo "EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF) ${sqls[$i]};"
+			echo "EXPLAIN (ANALYZE, TIMING OFF) ${sqls[$i]};"
 		done
 		echo '\timing on'
 		for r in $(seq 1 "$BENCH_RUNS"); do
@@ -150,7 +215,9 @@ time_queries() {
 			done
 		done
 	} >"$script"
+	wait_quiet "$fig"
 	say "figure $fig: ${labels[*]} (1 warm-up + $BENCH_RUNS runs each)"
+	activity "before figure $fig"
 	if ! psql_bench -q -At -f "$script" >"$log" 2>&1; then
 		tail -n 20 "$log" >&2
 		die "figure $fig failed (see $log)"
@@ -163,13 +230,18 @@ time_queries() {
 			cur && /^Time: / { print "T " $2 / 1000; next }
 			cur && first && !seen { print "R " $0; seen = 1 }' "$log")
 		RESULT[$fig.$label]=$(sed -n 's/^R //p' <<<"$parsed")
+		TIMES[$fig.$label]=$(sed -n 's/^T //p' <<<"$parsed" | paste -sd' ' -)
 		read -r "MINT[$fig.$label]" "MEDIAN[$fig.$label]" "MAXT[$fig.$label]" < <(
 			sed -n 's/^T //p' <<<"$parsed" | sort -g |
 				awk '{ v[NR] = $1 } END { printf "%.3f %.3f %.3f\n", v[1], (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[NR] }')
 		printf '    %-10s median %8.3f s   (min %.3f, max %.3f)   result %s\n' "$label" \
 			"${MEDIAN[$fig.$label]}" "${MINT[$fig.$label]}" "${MAXT[$fig.$label]}" "${RESULT[$fig.$label]}" |
-			tee -a "$RESULTS/timings.txt"
+			sed "s/^    /    $fig /" | tee -a "$RESULTS/timings.txt"
+		if awk -v lo="${MINT[$fig.$label]}" -v hi="${MAXT[$fig.$label]}" 'BEGIN { exit !(hi > 1.25 * lo && hi - lo > 0.05) }'; then
+			NOISY+=("$fig.$label (min ${MINT[$fig.$label]}, max ${MAXT[$fig.$label]})")
+		fi
 	done
+	activity "after figure $fig"
 }
 
 SERIAL='SET max_parallel_workers_per_gather = 0;'
@@ -178,6 +250,7 @@ GROUPED="$SERIAL SET work_mem = '$GROUPED_WORK_MEM';"
 
 time_queries A "$SERIAL" ours "$Q_A_OURS" baseline "$Q_A_BASE" scan "$Q_A_SCAN"
 time_queries AG "$GROUPED" ours "$Q_AG_OURS" baseline "$Q_AG_BASE" scan "$Q_AG_SCAN" transonly "$Q_AG_TRANSONLY"
+time_queries AGC "$GROUPED" ours "$Q_AGC_OURS" baseline "$Q_AGC_BASE" scan "$Q_AGC_SCAN" transonly "$Q_AGC_TRANSONLY"
 time_queries AP "$PARALLEL" ours "$Q_A_OURS" baseline "$Q_A_BASE"
 time_queries B "$SERIAL" ours "$Q_B_OURS" baseline "$Q_B_BASE"
 time_queries BT "$SERIAL" ours "$Q_BT_OURS" baseline "$Q_BT_BASE"
@@ -210,6 +283,10 @@ check "AG: grouped totals agree, rounded to 2 decimals" \
 	"$(psql_bench -At -c "SELECT CASE WHEN round(split_part('${RESULT[AG.ours]}', '|', 2)::numeric, 2) = round(split_part('${RESULT[AG.baseline]}', '|', 2)::numeric, 2) THEN 1 END")" \
 	"ours ${RESULT[AG.ours]}, baseline ${RESULT[AG.baseline]}"
 
+check "AGC: grouped (grp_seq) totals agree, rounded to 2 decimals" \
+	"$(psql_bench -At -c "SELECT CASE WHEN round(split_part('${RESULT[AGC.ours]}', '|', 2)::numeric, 2) = round(split_part('${RESULT[AGC.baseline]}', '|', 2)::numeric, 2) THEN 1 END")" \
+	"ours ${RESULT[AGC.ours]}, baseline ${RESULT[AGC.baseline]}"
+
 # Figure B: identical row count, total days and hash checksum.
 b_ours=$(psql_bench -At -c "$SERIAL" -c "$Q_B_OURS_CHECK" | tail -n 1)
 b_base=$(psql_bench -At -c "$SERIAL" -c "$Q_B_BASE_CHECK" | tail -n 1)
@@ -219,10 +296,27 @@ check "BT: SELECT-list forms give the same count and days" \
 	"$([ "${RESULT[BT.ours]}" = "${RESULT[B.ours]}" ] && [ "${RESULT[BT.baseline]}" = "${RESULT[B.ours]}" ] && echo 1)" \
 	"ours ${RESULT[BT.ours]}, baseline ${RESULT[BT.baseline]}"
 
+# Not a failed check, but the figures may mix two builds: say so.
+so_sum_now=$(md5sum "$SO_PATH" | cut -d' ' -f1)
+SO_NOTE="installed billing.so unchanged during the run (md5 $SO_SUM)"
+if [ "$so_sum_now" != "$SO_SUM" ]; then
+	SO_NOTE="WARNING: billing.so was reinstalled during the run (another make install?): md5 $SO_SUM at start, $so_sum_now at end; figures after the change used the new build"
+fi
+
 # ------------------------------------------------------------ table
 
 B_ROWS=${b_ours%%|*}
 ratio() { awk -v o="$1" -v b="$2" 'BEGIN { printf "%.1fx", b / o }'; }
+# Ratio of each round (ours and baseline run back to back), lowest..highest:
+# steadier than the ratio of medians when the machine speeds up or slows down
+# between rounds (steal time on a VM).
+round_ratios() {
+	awk -v o="${TIMES[$1.ours]}" -v b="${TIMES[$1.baseline]}" 'BEGIN {
+		n = split(o, ov, " "); split(b, bv, " "); lo = hi = bv[1] / ov[1]
+		for (i = 2; i <= n; i++) { r = bv[i] / ov[i]; if (r < lo) lo = r; if (r > hi) hi = r }
+		printf "%.1fx..%.1fx", lo, hi }'
+}
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 row() { # row FIGURE OURS BASELINE ROWS
 	printf '| %-58s | %8s | %12s | %22s | %12s |\n' "$1" "$2" "$3" "$4" "$5"
 }
@@ -234,24 +328,38 @@ row() { # row FIGURE OURS BASELINE ROWS
 	row "----------------------------------------------------------" "--------" "------------" "----------------------" "------------"
 	row "A  prorate_agg vs SQL sum, whole table" "${MEDIAN[A.ours]}" "${MEDIAN[A.baseline]}" "$(ratio "${MEDIAN[A.ours]}" "${MEDIAN[A.baseline]}")" "$BENCH_ROWS"
 	row "A  grouped, GROUP BY grp (${ag_groups} groups)" "${MEDIAN[AG.ours]}" "${MEDIAN[AG.baseline]}" "$(ratio "${MEDIAN[AG.ours]}" "${MEDIAN[AG.baseline]}")" "$BENCH_ROWS"
+	row "A  grouped, GROUP BY grp_seq (rows of a group adjacent)" "${MEDIAN[AGC.ours]}" "${MEDIAN[AGC.baseline]}" "$(ratio "${MEDIAN[AGC.ours]}" "${MEDIAN[AGC.baseline]}")" "$BENCH_ROWS"
 	row "A  parallel, 2 workers + leader, whole table" "${MEDIAN[AP.ours]}" "${MEDIAN[AP.baseline]}" "$(ratio "${MEDIAN[AP.ours]}" "${MEDIAN[AP.baseline]}")" "$BENCH_ROWS"
 	row "B  billing_periods vs generate_series, LATERAL" "${MEDIAN[B.ours]}" "${MEDIAN[B.baseline]}" "$(ratio "${MEDIAN[B.ours]}" "${MEDIAN[B.baseline]}")" "$B_ROWS"
 	row "B  same, set-returning function in SELECT list" "${MEDIAN[BT.ours]}" "${MEDIAN[BT.baseline]}" "$(ratio "${MEDIAN[BT.ours]}" "${MEDIAN[BT.baseline]}")" "$B_ROWS"
 	echo
+	printf 'ratio per round (ours and baseline back to back): A %s, grouped grp %s, grouped grp_seq %s, parallel %s, B %s, B SELECT list %s\n' \
+		"$(round_ratios A)" "$(round_ratios AG)" "$(round_ratios AGC)" "$(round_ratios AP)" "$(round_ratios B)" "$(round_ratios BT)"
+	echo
 	echo "floors and diagnostics (seconds, median):"
-	printf '    A  scan floor  SELECT count(*) FROM proration_input                 %8s\n' "${MEDIAN[A.scan]}"
-	printf '    AG hash floor  GROUP BY grp with count(*)                           %8s\n' "${MEDIAN[AG.scan]}"
-	printf '    AG prorate_agg transition only (trivial final function)             %8s\n' "${MEDIAN[AG.transonly]}"
-	printf '    A  ours above the scan floor: %.3f s; baseline above it: %.3f s (%s)\n' \
-		"$(awk -v a="${MEDIAN[A.ours]}" -v f="${MEDIAN[A.scan]}" 'BEGIN { print a - f }')" \
-		"$(awk -v a="${MEDIAN[A.baseline]}" -v f="${MEDIAN[A.scan]}" 'BEGIN { print a - f }')" \
-		"$(ratio "$(awk -v a="${MEDIAN[A.ours]}" -v f="${MEDIAN[A.scan]}" 'BEGIN { print a - f }')" "$(awk -v a="${MEDIAN[A.baseline]}" -v f="${MEDIAN[A.scan]}" 'BEGIN { print a - f }')")"
-	printf '    AG prorate_agg_finalfn, per group: %.1f us\n' \
-		"$(awk -v a="${MEDIAN[AG.ours]}" -v t="${MEDIAN[AG.transonly]}" -v g="$ag_groups" 'BEGIN { print (a - t) / g * 1e6 }')"
+	printf '    A   scan floor: SELECT count(*) FROM proration_input             %8s\n' "${MEDIAN[A.scan]}"
+	printf '    A   above the scan floor: ours %.3f, baseline %.3f (%s)\n' "$(sub "${MEDIAN[A.ours]}" "${MEDIAN[A.scan]}")" \
+		"$(sub "${MEDIAN[A.baseline]}" "${MEDIAN[A.scan]}")" "$(ratio "$(sub "${MEDIAN[A.ours]}" "${MEDIAN[A.scan]}")" "$(sub "${MEDIAN[A.baseline]}" "${MEDIAN[A.scan]}")")"
+	for g in AG AGC; do
+		printf '    %-3s hash floor (GROUP BY with count(*)) %8s; prorate_agg transition only %8s\n' "$g" "${MEDIAN[$g.scan]}" "${MEDIAN[$g.transonly]}"
+		printf '    %-3s above the hash floor: ours %.3f, baseline %.3f (%s); prorate_agg_finalfn %.1f us per group\n' "$g" \
+			"$(sub "${MEDIAN[$g.ours]}" "${MEDIAN[$g.scan]}")" "$(sub "${MEDIAN[$g.baseline]}" "${MEDIAN[$g.scan]}")" \
+			"$(ratio "$(sub "${MEDIAN[$g.ours]}" "${MEDIAN[$g.scan]}")" "$(sub "${MEDIAN[$g.baseline]}" "${MEDIAN[$g.scan]}")")" \
+			"$(awk -v a="${MEDIAN[$g.ours]}" -v t="${MEDIAN[$g.transonly]}" -v g="${RESULT[$g.ours]%%|*}" 'BEGIN { print (a - t) / g * 1e6 }')"
+	done
+	echo
+	if [ "${#NOISY[@]}" -gt 0 ]; then
+		echo "noisy (slowest run > 1.25 x fastest; see activity.txt, consider re-running):"
+		for c in "${NOISY[@]}"; do echo "    $c"; done
+	else
+		echo "noise: every query's slowest run within 1.25 x its fastest"
+	fi
 	echo
 	echo "checks:"
 	for c in "${CHECKS[@]}"; do echo "    $c"; done
 	echo
+	echo "$SO_NOTE"
+	echo "load average at start $LOAD_AT_START, at end $(cut -d' ' -f1 /proc/loadavg)"
 	echo "raw output: $RESULTS (bench/results/latest); total run time $((SECONDS - START_SECONDS)) s"
 } | tee "$RESULTS/summary.txt"
 
