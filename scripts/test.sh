@@ -3,7 +3,7 @@
 # PostgreSQL 15 cluster in tmp_cluster/ (see scripts/lib.sh).  Run as root.
 #
 #   bash scripts/test.sh                    # all suites
-#   TEST_ONLY=regress bash scripts/test.sh  # one of: regress | isolation | pgtap | cron
+#   TEST_ONLY=regress bash scripts/test.sh  # one of: regress | isolation | pgtap | cron | dump
 #   BILLING_PGPORT=54400 bash scripts/test.sh
 #
 # Suites: pg_regress (sql/*.sql vs expected/*.out), isolation
@@ -18,8 +18,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TEST_ONLY=${TEST_ONLY:-}
 case $TEST_ONLY in
-	'' | regress | isolation | pgtap | cron) ;;
-	*) die "TEST_ONLY must be one of: regress, isolation, pgtap, cron (got '$TEST_ONLY')" ;;
+	'' | regress | isolation | pgtap | cron | dump) ;;
+	*) die "TEST_ONLY must be one of: regress, isolation, pgtap, cron, dump (got '$TEST_ONLY')" ;;
 esac
 
 TOTAL_PASSED=0
@@ -183,6 +183,39 @@ suite_cron() {
 	if [ "$ok" = 1 ]; then record cron 1 0 ""; else record cron 0 1 "nightly_run"; fi
 }
 
+# pg_dump / restore: every table is registered with pg_extension_config_dump;
+# a restored database equals its source, stays healthy, and bills nothing twice.
+suite_dump() {
+	local log=$CLUSTER_LOGS/dump.out ok=1 src=billing_dump_src dst=billing_dump_dst
+	say "dump: demo data in $src, pg_dump, restore into $dst, compare"
+	{
+		recreate_db "$src" && recreate_db "$dst" &&
+			psql -X -q -v ON_ERROR_STOP=1 -d "$src" -c 'CREATE EXTENSION billing' &&
+			psql -X -q -v ON_ERROR_STOP=1 -d "$src" -f "$REPO_ROOT/scripts/demo.sql" &&
+			pg_dump -d "$src" -f "$CLUSTER_LOGS/dump.sql" &&
+			psql -X -q -v ON_ERROR_STOP=1 -d "$dst" -f "$CLUSTER_LOGS/dump.sql"
+	} >"$log" 2>&1 || ok=0
+	if [ "$ok" = 1 ]; then
+		psql -X -At -d "$src" -f "$REPO_ROOT/test/dump/compare.sql" >"$CLUSTER_LOGS/dump_src.txt" 2>&1
+		psql -X -At -d "$dst" -f "$REPO_ROOT/test/dump/compare.sql" >"$CLUSTER_LOGS/dump_dst.txt" 2>&1
+		if ! diff "$CLUSTER_LOGS/dump_src.txt" "$CLUSTER_LOGS/dump_dst.txt" >>"$log"; then
+			say "dump: restored tables differ from the source"; ok=0
+		fi
+		if [ "$(psql -X -At -d "$dst" -c 'SELECT count(*) FROM billing.check_integrity()' 2>>"$log")" != 0 ]; then
+			say "dump: check_integrity() reports findings in the restored database"; ok=0
+		fi
+		if [ "$(psql -X -At -d "$dst" -c "SELECT lines FROM billing.run_invoice_batch('2026-11-01')" 2>>"$log")" != 0 ]; then
+			say "dump: a run in the restored database billed again"; ok=0
+		fi
+	fi
+	if [ "$ok" = 1 ]; then
+		record dump 1 0 ""
+	else
+		tail -20 "$log"
+		record dump 0 1 "restore_roundtrip" "see $log"
+	fi
+}
+
 finish() {
 	echo
 	say "Summary"
@@ -211,4 +244,5 @@ if wanted regress; then suite_regress; fi
 if wanted isolation; then suite_isolation; fi
 if wanted pgtap; then suite_pgtap; fi
 if wanted cron; then suite_cron; fi
+if wanted dump; then suite_dump; fi
 finish

@@ -31,6 +31,7 @@ CREATE TABLE billing.subscription (
 );
 CREATE INDEX subscription_id_idx ON billing.subscription (subscription_id);
 CREATE INDEX subscription_next_due_idx ON billing.subscription (next_due_date) WHERE next_due_date IS NOT NULL;
+CREATE INDEX subscription_new_idx ON billing.subscription (start_date) WHERE last_target_date IS NULL;
 CREATE INDEX subscription_reconcile_idx ON billing.subscription (reconcile_from) WHERE reconcile_from IS NOT NULL;
 COMMENT ON TABLE billing.subscription IS 'An account''s subscription to a price. Change terms with billing.change_subscription() and billing.cancel_subscription(), which keep the dated timeline';
 COMMENT ON COLUMN billing.subscription.subscription_id IS 'Subscription id';
@@ -46,7 +47,7 @@ COMMENT ON COLUMN billing.subscription.billing_hold IS 'When true, invoice runs 
 COMMENT ON COLUMN billing.subscription.prorate_final_period IS 'false after cancel_subscription(prorate => false): the final period is charged in full';
 COMMENT ON COLUMN billing.subscription.billed_through IS 'Engine watermark: end of the last reconciled period';
 COMMENT ON COLUMN billing.subscription.reconcile_from IS 'Engine watermark: earliest date touched by a change, void or late usage since the last run; NULL: none';
-COMMENT ON COLUMN billing.subscription.next_due_date IS 'Engine watermark: first date on which something may fall due; NULL: nothing scheduled';
+COMMENT ON COLUMN billing.subscription.next_due_date IS 'Engine watermark: first date on which something may fall due once reconciled; NULL: nothing scheduled';
 COMMENT ON COLUMN billing.subscription.last_target_date IS 'Target date of the last run that reconciled the subscription: every period due by it is billed as expected';
 COMMENT ON COLUMN billing.subscription.created_at IS 'When the subscription row was created';
 
@@ -82,40 +83,44 @@ COMMENT ON COLUMN billing.subscription_change.cycle_day IS 'Cycle day resolved w
 COMMENT ON COLUMN billing.subscription_change.prorate IS 'cancel only: false charges the final period in full';
 COMMENT ON COLUMN billing.subscription_change.created_at IS 'When the change was recorded';
 
--- New subscriptions: the first thing that can fall due is their start.
-CREATE FUNCTION billing.subscription_before_insert() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	NEW.next_due_date := NEW.start_date;
-	NEW.billed_through := NULL;
-	NEW.reconcile_from := NULL;
-	NEW.last_target_date := NULL;
-	RETURN NEW;
-END $$;
-COMMENT ON FUNCTION billing.subscription_before_insert() IS 'Trigger: starts the engine watermarks of a new subscription';
-CREATE TRIGGER subscription_before_insert BEFORE INSERT ON billing.subscription
-	FOR EACH ROW EXECUTE FUNCTION billing.subscription_before_insert();
+-- Whether a run with a target date has work for a subscription: a period
+-- due, a change to reconcile, or a first bill.  No insert trigger sets
+-- watermarks, so a pg_dump restore leaves them exactly as they were.
+CREATE FUNCTION billing.has_work_due(start_date date, next_due_date date, reconcile_from date,
+									 last_target_date date, target_date date) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN start_date <= target_date
+	   AND (next_due_date <= target_date OR reconcile_from IS NOT NULL OR last_target_date IS NULL);
+COMMENT ON FUNCTION billing.has_work_due(date, date, date, date, date) IS
+	'Whether a run up to target_date has work for a subscription with these watermarks';
 
--- ... and their initial terms open the timeline (one statement for a bulk load).
-CREATE FUNCTION billing.subscription_after_insert() RETURNS trigger
+-- The timeline's first row, the terms a subscription started with, is
+-- written from the subscription row the first time it is billed or changed
+-- (not by an insert trigger, so a pg_dump restore does not write it twice);
+-- until then the engine reads those terms from the subscription row itself.
+CREATE FUNCTION billing.record_start_terms(account_ids bigint[], subscription_ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	INSERT INTO billing.subscription_change
 		(account_id, subscription_id, kind, effective_date, price_id, quantity, unit_amount, cycle_day)
-	SELECT n.account_id, n.subscription_id, 'start', n.start_date, n.price_id, n.quantity, n.unit_amount,
-		   coalesce(n.bill_cycle_day, a.bill_cycle_day, extract(day FROM n.start_date)::smallint)
-	FROM new_subscriptions n
-	JOIN billing.account a ON a.account_id = n.account_id;
-	-- subscriptions created already ended (end_date given) carry their end
-	INSERT INTO billing.subscription_change (account_id, subscription_id, kind, effective_date)
-	SELECT n.account_id, n.subscription_id, 'cancel', n.end_date
-	FROM new_subscriptions n WHERE n.end_date IS NOT NULL;
-	RETURN NULL;
+	SELECT s.account_id, s.subscription_id, 'start', s.start_date, s.price_id, s.quantity, s.unit_amount,
+		   billing.start_cycle_day(s.bill_cycle_day, a.bill_cycle_day, s.start_date)
+	FROM unnest(account_ids, subscription_ids) AS x(account_id, subscription_id)
+	JOIN billing.subscription s ON s.account_id = x.account_id AND s.subscription_id = x.subscription_id
+	JOIN billing.account a ON a.account_id = s.account_id
+	WHERE NOT EXISTS (SELECT 1 FROM billing.subscription_change c
+					  WHERE c.account_id = s.account_id AND c.subscription_id = s.subscription_id AND c.kind = 'start');
 END $$;
-COMMENT ON FUNCTION billing.subscription_after_insert() IS 'Trigger: records the initial terms of new subscriptions in the timeline';
-CREATE TRIGGER subscription_after_insert AFTER INSERT ON billing.subscription
-	REFERENCING NEW TABLE AS new_subscriptions
-	FOR EACH STATEMENT EXECUTE FUNCTION billing.subscription_after_insert();
+COMMENT ON FUNCTION billing.record_start_terms(bigint[], bigint[]) IS
+	'Writes the start row of the timeline (initial terms, resolved cycle day) of subscriptions that have none';
+
+-- The cycle day terms starting on a date get: the subscription's, else the
+-- account's, else that date's day of month.
+CREATE FUNCTION billing.start_cycle_day(subscription_day smallint, account_day smallint, start_date date) RETURNS smallint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN coalesce(subscription_day, account_day, extract(day FROM start_date)::smallint);
+COMMENT ON FUNCTION billing.start_cycle_day(smallint, smallint, date) IS
+	'Cycle day of terms starting on a date: subscription''s, else account''s, else the start day';
 
 -- Terms change only through the API, which keeps the timeline in step.
 CREATE FUNCTION billing.subscription_guard_terms() RETURNS trigger
@@ -142,7 +147,8 @@ CREATE TRIGGER subscription_guard_terms
 CREATE FUNCTION billing.price_guard_in_use() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	IF EXISTS (SELECT 1 FROM billing.subscription_change c WHERE c.price_id = OLD.price_id) THEN
+	IF EXISTS (SELECT 1 FROM billing.subscription s WHERE s.price_id = OLD.price_id)
+	   OR EXISTS (SELECT 1 FROM billing.subscription_change c WHERE c.price_id = OLD.price_id) THEN
 		RAISE EXCEPTION 'price "%" is used by subscriptions and cannot change', OLD.code
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = 'Create a new price and move subscriptions with billing.change_subscription().';

@@ -61,6 +61,7 @@ BEGIN
 				  DETAIL = format('effective date %s, end date %s', effective_date, s.end_date);
 	END IF;
 
+	PERFORM billing.record_start_terms(ARRAY[s.account_id], ARRAY[s.subscription_id]);
 	-- the terms in force on the effective date
 	SELECT * INTO cur FROM billing.subscription_change c
 	WHERE c.account_id = s.account_id AND c.subscription_id = s.subscription_id
@@ -97,7 +98,7 @@ BEGIN
 	SELECT s.account_id, s.subscription_id, 'change', change_subscription.effective_date, new_price.price_id,
 		   coalesce(change_subscription.quantity, cur.quantity), new_unit_amount,
 		   CASE WHEN new_cycle
-				THEN coalesce(s.bill_cycle_day, a.bill_cycle_day, extract(day FROM change_subscription.effective_date)::smallint)
+				THEN billing.start_cycle_day(s.bill_cycle_day, a.bill_cycle_day, change_subscription.effective_date)
 				ELSE cur.cycle_day END
 	FROM billing.account a WHERE a.account_id = s.account_id;
 
@@ -128,6 +129,7 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  DETAIL = format('effective date %s, end date %s', effective_date, s.end_date);
 	END IF;
+	PERFORM billing.record_start_terms(ARRAY[s.account_id], ARRAY[s.subscription_id]);
 	INSERT INTO billing.subscription_change (account_id, subscription_id, kind, effective_date, prorate)
 	VALUES (s.account_id, s.subscription_id, 'cancel', effective_date, prorate);
 	PERFORM pg_catalog.set_config('billing.timeline_write', 'on', true);

@@ -212,10 +212,17 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	doc billing.invoice;
 BEGIN
+	-- A non-draft document may receive lines only when this statement brings
+	-- all of them and they add up to its recorded totals: a pg_dump restore.
 	SELECT i.* INTO doc
 	FROM billing.invoice i
+	JOIN (SELECT n.account_id, n.invoice_id, count(*) AS lines, sum(n.amount) AS amount, sum(n.tax_amount) AS tax
+		  FROM new_lines n GROUP BY n.account_id, n.invoice_id) n
+	  ON n.account_id = i.account_id AND n.invoice_id = i.invoice_id
 	WHERE i.status <> 'draft'
-	  AND (i.account_id, i.invoice_id) IN (SELECT n.account_id, n.invoice_id FROM new_lines n)
+	  AND (n.amount <> i.subtotal OR n.tax <> i.tax_total
+		   OR n.lines <> (SELECT count(*) FROM billing.invoice_line l
+						  WHERE l.account_id = i.account_id AND l.invoice_id = i.invoice_id))
 	LIMIT 1;
 	IF FOUND THEN
 		RAISE EXCEPTION 'cannot add lines to % %: it is %', replace(doc.document_type, '_', ' '), doc.document_number, doc.status

@@ -51,11 +51,13 @@ BEGIN
 	candidate AS (
 		SELECT s.account_id, s.subscription_id, s.start_date, s.end_date, s.prorate_final_period,
 			   s.billed_through, s.reconcile_from, s.next_due_date,
+			   s.price_id, s.quantity, s.unit_amount,
+			   billing.start_cycle_day(s.bill_cycle_day, a.bill_cycle_day, s.start_date) AS start_cycle_day,
 			   CASE WHEN full_history THEN s.start_date
 					ELSE least(coalesce(s.billed_through, s.start_date), coalesce(s.reconcile_from, 'infinity')) END AS window_from
 		FROM billing.subscription s
 		JOIN billing.account a ON a.account_id = s.account_id
-		WHERE (full_history OR s.next_due_date <= target_date OR s.reconcile_from IS NOT NULL)
+		WHERE (full_history OR billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, target_date))
 		  AND s.start_date <= target_date
 		  AND NOT a.billing_hold AND NOT s.billing_hold
 		  AND (s.next_bill_date_override IS NULL OR s.next_bill_date_override <= target_date)
@@ -74,12 +76,19 @@ BEGIN
 			   p.package_size, p.tiers, pr.name AS product_name
 		FROM candidate c
 		-- index lookups per candidate: the cost follows the subscriptions due
-		CROSS JOIN LATERAL (SELECT ch.* FROM billing.subscription_change ch
-							WHERE ch.account_id = c.account_id AND ch.subscription_id = c.subscription_id
-							  AND ch.kind <> 'cancel') ch
+		CROSS JOIN LATERAL (
+			SELECT ch.change_id, ch.price_id, ch.quantity, ch.unit_amount, ch.cycle_day, ch.effective_date
+			FROM billing.subscription_change ch
+			WHERE ch.account_id = c.account_id AND ch.subscription_id = c.subscription_id AND ch.kind <> 'cancel'
+			UNION ALL
+			-- start terms not yet written to the timeline: the subscription row's
+			SELECT 0, c.price_id, c.quantity, c.unit_amount, c.start_cycle_day, c.start_date
+			WHERE NOT EXISTS (SELECT 1 FROM billing.subscription_change ch
+							  WHERE ch.account_id = c.account_id AND ch.subscription_id = c.subscription_id
+								AND ch.kind = 'start')) ch
 		JOIN billing.price p ON p.price_id = ch.price_id
 		JOIN billing.product pr ON pr.product_id = p.product_id
-		WINDOW w AS (PARTITION BY ch.account_id, ch.subscription_id ORDER BY ch.effective_date, ch.change_id)
+		WINDOW w AS (PARTITION BY c.account_id, c.subscription_id ORDER BY ch.effective_date, ch.change_id)
 	),
 	segment AS (
 		SELECT r.*,

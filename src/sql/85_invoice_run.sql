@@ -18,12 +18,20 @@ DECLARE
 BEGIN
 	PERFORM 1 FROM billing.account a
 	WHERE a.account_id IN (SELECT s.account_id FROM billing.subscription s
-						   WHERE (s.next_due_date <= target_date OR s.reconcile_from IS NOT NULL)
-							 AND s.start_date <= target_date
+						   WHERE billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from,
+													  s.last_target_date, target_date)
 							 AND (account_ids IS NULL OR s.account_id = ANY (account_ids)))
 	  AND NOT a.billing_hold
 	ORDER BY a.account_id
 	FOR UPDATE OF a;
+
+	-- the start terms of subscriptions billed for the first time join the timeline
+	PERFORM billing.record_start_terms(x.account_ids, x.subscription_ids)
+	FROM (SELECT array_agg(s.account_id) AS account_ids, array_agg(s.subscription_id) AS subscription_ids
+		  FROM billing.subscription s
+		  WHERE s.last_target_date IS NULL AND s.start_date <= target_date
+			AND (account_ids IS NULL OR s.account_id = ANY (account_ids))) x
+	WHERE x.subscription_ids IS NOT NULL;
 
 	IF to_regclass('pg_temp.billing_due') IS NOT NULL THEN
 		DROP TABLE pg_temp.billing_due;
@@ -159,8 +167,9 @@ BEGIN
 	SELECT array_agg(x.account_id ORDER BY x.account_id) INTO chunk
 	FROM (SELECT DISTINCT s.account_id
 		  FROM billing.subscription s
-		  WHERE (s.next_due_date <= batch.target_date OR s.reconcile_from IS NOT NULL)
-			AND s.start_date <= batch.target_date AND s.account_id > coalesce(after_account, 0)
+		  WHERE billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date,
+									 batch.target_date)
+			AND s.account_id > coalesce(after_account, 0)
 		  ORDER BY s.account_id
 		  LIMIT chunk_accounts) x;
 	IF chunk IS NULL THEN
