@@ -14,15 +14,7 @@ CREATE FUNCTION pg_temp.sub(key text, price_code text DEFAULT NULL) RETURNS bigi
 AS $$ SELECT s.subscription_id FROM billing.subscription s JOIN billing.price p USING (price_id)
 	  WHERE s.account_id = pg_temp.acct(key) AND (price_code IS NULL OR p.code = price_code)
 	  ORDER BY s.subscription_id LIMIT 1 $$;
--- A run that fails is reported as a warning and yields NULL, so the
--- assertions on its results fail instead of aborting the whole file.
-CREATE FUNCTION pg_temp.run(target date) RETURNS billing.invoice_batch LANGUAGE plpgsql
-AS $$ BEGIN
-	RETURN billing.run_invoice_batch(target_date => target);
-EXCEPTION WHEN OTHERS THEN
-	RAISE WARNING 'run_invoice_batch(%) failed: % %', target, SQLSTATE, SQLERRM;
-	RETURN NULL;
-END $$;
+\ir include/run.sql
 -- kind, service period and amount of an account's lines, in document and line order
 CREATE FUNCTION pg_temp.lines(key text)
 	RETURNS TABLE (kind text, service_period text, amount numeric) LANGUAGE sql STABLE

@@ -12,13 +12,7 @@ CREATE FUNCTION pg_temp.sub(key text, price_code text DEFAULT NULL) RETURNS bigi
 AS $$ SELECT s.subscription_id FROM billing.subscription s
 	  WHERE s.account_id = pg_temp.acct(key) AND (price_code IS NULL OR s.price_id = pg_temp.price(price_code))
 	  ORDER BY s.subscription_id LIMIT 1 $$;
-CREATE FUNCTION pg_temp.run(target date) RETURNS billing.invoice_batch LANGUAGE plpgsql
-AS $$ BEGIN
-	RETURN billing.run_invoice_batch(target_date => target);
-EXCEPTION WHEN OTHERS THEN
-	RAISE WARNING 'run_invoice_batch(%) failed: % %', target, SQLSTATE, SQLERRM;
-	RETURN NULL;
-END $$;
+\ir include/run.sql
 -- an account's lines on documents dated on_date (all when NULL)
 CREATE FUNCTION pg_temp.lines(key text, on_date date DEFAULT NULL)
 	RETURNS TABLE (price text, kind text, service_period text, quantity numeric, amount numeric, tax_amount numeric)

@@ -14,13 +14,7 @@ BEGIN;
 SELECT plan(54);
 
 \ir include/lookups.sql
-CREATE FUNCTION pg_temp.run(target date) RETURNS billing.invoice_batch LANGUAGE plpgsql
-AS $$ BEGIN
-	RETURN billing.run_invoice_batch(target_date => target);
-EXCEPTION WHEN OTHERS THEN
-	RAISE WARNING 'run_invoice_batch(%) failed: % %', target, SQLSTATE, SQLERRM;
-	RETURN NULL;
-END $$;
+\ir include/run.sql
 -- A draft dated invoice_date with one recurring line of the account's
 -- subscription over the given service period, posted; returns its id.
 CREATE FUNCTION pg_temp.manual(key text, invoice_date date, amount numeric, service_period billing.billing_period)
