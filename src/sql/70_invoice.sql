@@ -131,12 +131,10 @@ COMMENT ON COLUMN billing.invoice_line.description IS 'Text printed on the docum
 CREATE TABLE billing.document_series (
 	document_type	text PRIMARY KEY
 		CONSTRAINT document_series_type_valid CHECK (document_type IN ('invoice', 'credit_note', 'debit_note')),
-	prefix			text NOT NULL,
 	last_number		bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE billing.document_series IS 'Last number of each document type''s continuous series (never reset)';
 COMMENT ON COLUMN billing.document_series.document_type IS 'invoice, credit_note or debit_note';
-COMMENT ON COLUMN billing.document_series.prefix IS 'Number prefix: INV-, CN-, DN-';
 COMMENT ON COLUMN billing.document_series.last_number IS 'Last number assigned';
 
 -- Reserve "count" consecutive numbers of a series; returns the first.
@@ -145,9 +143,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	last bigint;
 BEGIN
-	INSERT INTO billing.document_series AS s (document_type, prefix)
-	VALUES (take_document_numbers.document_type,
-			CASE take_document_numbers.document_type WHEN 'invoice' THEN 'INV-' WHEN 'credit_note' THEN 'CN-' ELSE 'DN-' END)
+	INSERT INTO billing.document_series AS s (document_type)
+	VALUES (take_document_numbers.document_type)
 	ON CONFLICT ON CONSTRAINT document_series_pkey DO NOTHING;
 	UPDATE billing.document_series s SET last_number = s.last_number + count
 	WHERE s.document_type = take_document_numbers.document_type
@@ -160,7 +157,7 @@ CREATE FUNCTION billing.format_document_number(document_type text, number bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE document_type WHEN 'invoice' THEN 'INV-' WHEN 'credit_note' THEN 'CN-' ELSE 'DN-' END
 	   || pg_catalog.lpad(number::text, 6, '0');
-COMMENT ON FUNCTION billing.format_document_number(text, bigint) IS 'Document number text: INV-000001';
+COMMENT ON FUNCTION billing.format_document_number(text, bigint) IS 'Document number text: INV-000001, CN-000001, DN-000001 (the one place the prefixes are defined)';
 
 -- Posted and void documents are immutable, but for voiding a posted one.
 CREATE FUNCTION billing.invoice_guard_posted() RETURNS trigger
