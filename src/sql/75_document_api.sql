@@ -1,8 +1,30 @@
 -- Posting and voiding documents.
 
--- Post drafts: totals from their lines, due dates from payment terms, and
--- numbers from each type's series in document id order.  The caller holds
--- the accounts' locks.
+-- Totals of drafts from their lines, and due dates from the account's
+-- payment terms (none for credit notes): the one place documents are totalled.
+CREATE FUNCTION billing.total_documents(account_ids bigint[], invoice_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	UPDATE billing.invoice i
+	SET subtotal = t.subtotal,
+		tax_total = t.tax_total,
+		total = t.subtotal + t.tax_total,
+		due_date = CASE WHEN i.document_type = 'credit_note' THEN NULL
+						ELSE coalesce(i.due_date, i.invoice_date + a.payment_terms_days) END
+	FROM (SELECT d.account_id, d.invoice_id,
+				 coalesce(sum(l.amount), 0) AS subtotal, coalesce(sum(l.tax_amount), 0) AS tax_total
+		  FROM unnest(account_ids, invoice_ids) AS d(account_id, invoice_id)
+		  LEFT JOIN billing.invoice_line l ON l.account_id = d.account_id AND l.invoice_id = d.invoice_id
+		  GROUP BY d.account_id, d.invoice_id) t,
+		 billing.account a
+	WHERE i.account_id = t.account_id AND i.invoice_id = t.invoice_id AND i.status = 'draft'
+	  AND a.account_id = i.account_id;
+END $$;
+COMMENT ON FUNCTION billing.total_documents(bigint[], bigint[]) IS
+	'Totals draft documents from their lines and dates them due after the account''s payment terms (credit notes: no due date)';
+
+-- Post drafts: totalled, then numbered from each type's series in document
+-- id order.  The caller holds the accounts' locks.
 CREATE FUNCTION billing.post_documents(account_ids bigint[], invoice_ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -10,6 +32,7 @@ DECLARE
 	n bigint;
 	first_number bigint;
 BEGIN
+	PERFORM billing.total_documents(account_ids, invoice_ids);
 	-- series locked in a fixed order (credit_note, debit_note, invoice)
 	FOR doc_type, n IN
 		SELECT i.document_type, count(*)
@@ -23,23 +46,12 @@ BEGIN
 		UPDATE billing.invoice i
 		SET status = 'posted',
 			posted_at = pg_catalog.now(),
-			document_number = billing.format_document_number(doc_type, first_number + d.seq - 1),
-			subtotal = d.subtotal,
-			tax_total = d.tax_total,
-			total = d.subtotal + d.tax_total,
-			due_date = CASE WHEN i.document_type = 'credit_note' THEN NULL
-							ELSE coalesce(i.due_date, i.invoice_date + a.payment_terms_days) END
-		FROM (SELECT i2.account_id, i2.invoice_id,
-					 row_number() OVER (ORDER BY i2.invoice_id) AS seq,
-					 coalesce((SELECT sum(l.amount) FROM billing.invoice_line l
-							   WHERE l.account_id = i2.account_id AND l.invoice_id = i2.invoice_id), 0) AS subtotal,
-					 coalesce((SELECT sum(l.tax_amount) FROM billing.invoice_line l
-							   WHERE l.account_id = i2.account_id AND l.invoice_id = i2.invoice_id), 0) AS tax_total
+			document_number = billing.format_document_number(doc_type, first_number + d.seq - 1)
+		FROM (SELECT i2.account_id, i2.invoice_id, row_number() OVER (ORDER BY i2.invoice_id) AS seq
 			  FROM unnest(account_ids, invoice_ids) AS d2(account_id, invoice_id)
 			  JOIN billing.invoice i2 ON i2.account_id = d2.account_id AND i2.invoice_id = d2.invoice_id
-			  WHERE i2.status = 'draft' AND i2.document_type = doc_type) d,
-			 billing.account a
-		WHERE i.account_id = d.account_id AND i.invoice_id = d.invoice_id AND a.account_id = i.account_id;
+			  WHERE i2.status = 'draft' AND i2.document_type = doc_type) d
+		WHERE i.account_id = d.account_id AND i.invoice_id = d.invoice_id;
 	END LOOP;
 	PERFORM billing.schedule_revenue(account_ids, invoice_ids);
 END $$;

@@ -45,19 +45,15 @@ BEGIN
 	END IF;
 	CREATE TEMP TABLE billing_new_documents ON COMMIT DROP AS
 	WITH head AS (
-		INSERT INTO billing.invoice AS i
-			(account_id, batch_id, document_type, invoice_date, due_date, currency, subtotal, tax_total, total)
+		INSERT INTO billing.invoice AS i (account_id, batch_id, document_type, invoice_date, currency)
 		SELECT d.account_id, bill_accounts.batch_id,
 			   CASE WHEN sum(d.amount + d.tax_amount) < 0 THEN 'credit_note' ELSE 'invoice' END,
-			   target_date,
-			   CASE WHEN sum(d.amount + d.tax_amount) < 0 THEN NULL ELSE target_date + a.payment_terms_days END,
-			   d.currency, sum(d.amount), sum(d.tax_amount), sum(d.amount) + sum(d.tax_amount)
+			   target_date, d.currency
 		FROM billing_due d
-		JOIN billing.account a ON a.account_id = d.account_id
 		WHERE d.item = 'line'
-		GROUP BY d.account_id, d.currency, a.payment_terms_days
+		GROUP BY d.account_id, d.currency
 		ORDER BY d.account_id, d.currency
-		RETURNING i.account_id, i.invoice_id, i.currency, i.total
+		RETURNING i.account_id, i.invoice_id, i.currency
 	)
 	SELECT * FROM head;
 
@@ -71,13 +67,15 @@ BEGIN
 	WHERE d.item = 'line'
 	ORDER BY d.account_id, d.currency, d.line_number;
 
-	IF auto_post THEN
-		SELECT array_agg(n.account_id ORDER BY n.invoice_id), array_agg(n.invoice_id ORDER BY n.invoice_id)
-		INTO doc_accounts, doc_ids
-		FROM billing_new_documents n;
-		IF doc_ids IS NOT NULL THEN
+	SELECT array_agg(n.account_id ORDER BY n.invoice_id), array_agg(n.invoice_id ORDER BY n.invoice_id)
+	INTO doc_accounts, doc_ids
+	FROM billing_new_documents n;
+	IF doc_ids IS NOT NULL THEN
+		IF auto_post THEN
 			PERFORM billing.post_documents(doc_accounts, doc_ids);
 			PERFORM billing.apply_account_credit(doc_accounts, doc_ids);
+		ELSE
+			PERFORM billing.total_documents(doc_accounts, doc_ids);
 		END IF;
 	END IF;
 
@@ -96,7 +94,8 @@ BEGIN
 	SET accounts = b.accounts + (SELECT count(DISTINCT n.account_id) FROM billing_new_documents n),
 		invoices = b.invoices + (SELECT count(*) FROM billing_new_documents n),
 		lines = b.lines + (SELECT count(*) FROM billing_due d WHERE d.item = 'line'),
-		total_amount = b.total_amount + (SELECT coalesce(sum(n.total), 0) FROM billing_new_documents n)
+		total_amount = b.total_amount + (SELECT coalesce(sum(i.total), 0) FROM billing_new_documents n
+										 JOIN billing.invoice i ON i.account_id = n.account_id AND i.invoice_id = n.invoice_id)
 	WHERE b.batch_id = bill_accounts.batch_id;
 END $$;
 COMMENT ON FUNCTION billing.bill_accounts(date, boolean, bigint, bigint[]) IS
