@@ -194,34 +194,36 @@ BEGIN
 		FROM segment g
 		WHERE g.charge_type = 'one_time' AND g.seg_start <= target_date
 	),
-	-- what non-void documents hold per key in the window
+	-- non-void lines of the candidates: period lines in the window, and one-time charges
+	billed_line AS (
+		SELECT l.account_id, l.subscription_id, l.kind, l.cycle_period, l.service_period, l.amount, l.price_id,
+			   d.currency
+		FROM candidate c
+		CROSS JOIN LATERAL (
+			SELECT l.* FROM billing.invoice_line l
+			WHERE l.account_id = c.account_id AND l.subscription_id = c.subscription_id
+			  AND (l.kind = 'one_time'
+				   OR (l.cycle_period IS NOT NULL AND billing.period_end(l.cycle_period) > c.window_from))) l
+		CROSS JOIN LATERAL (SELECT i.status, i.currency FROM billing.invoice i
+							WHERE i.account_id = l.account_id AND i.invoice_id = l.invoice_id) d
+		WHERE d.status <> 'void'
+	),
+	-- what they hold per period key ...
 	billed AS (
 		SELECT l.account_id, l.subscription_id, l.cycle_period AS whole,
 			   sum(l.amount) AS billed, count(*) AS lines, max(l.currency) AS currency, max(l.price_id) AS price_id,
 			   min(billing.period_start(l.service_period)) AS billed_start,
 			   max(billing.period_end(l.service_period)) AS billed_end
-		FROM candidate c
-		CROSS JOIN LATERAL (
-			SELECT l.*, d.currency
-			FROM billing.invoice_line l
-			CROSS JOIN LATERAL (SELECT i.status, i.currency FROM billing.invoice i
-								WHERE i.account_id = l.account_id AND i.invoice_id = l.invoice_id) d
-			WHERE l.account_id = c.account_id AND l.subscription_id = c.subscription_id
-			  AND l.cycle_period IS NOT NULL AND billing.period_end(l.cycle_period) > c.window_from
-			  AND d.status <> 'void') l
+		FROM billed_line l
+		WHERE l.cycle_period IS NOT NULL
 		GROUP BY l.account_id, l.subscription_id, l.cycle_period
 	),
+	-- ... and for one-time charges
 	billed_one_time AS (
 		SELECT l.account_id, l.subscription_id, sum(l.amount) AS billed, max(l.currency) AS currency,
 			   max(l.price_id) AS price_id
-		FROM candidate c
-		CROSS JOIN LATERAL (
-			SELECT l.*, d.currency
-			FROM billing.invoice_line l
-			CROSS JOIN LATERAL (SELECT i.status, i.currency FROM billing.invoice i
-								WHERE i.account_id = l.account_id AND i.invoice_id = l.invoice_id) d
-			WHERE l.account_id = c.account_id AND l.subscription_id = c.subscription_id
-			  AND l.kind = 'one_time' AND d.status <> 'void') l
+		FROM billed_line l
+		WHERE l.kind = 'one_time'
 		GROUP BY l.account_id, l.subscription_id
 	),
 	-- billed keys reconciled as recurring: not usage keys, not keys whose period is not yet due
