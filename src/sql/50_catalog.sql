@@ -30,6 +30,33 @@ COMMENT ON COLUMN billing.account.tax_region IS 'Region whose tax rates apply (b
 COMMENT ON COLUMN billing.account.tax_exempt IS 'When true, no tax is charged';
 COMMENT ON COLUMN billing.account.created_at IS 'When the account row was created';
 
+-- The fixed lock order of every billing write: account rows first, in
+-- account_id order, then the rows of those accounts.  Row locks, so the order
+-- also holds on Citus, where advisory locks are node-local.
+-- Lock an account row (22023 when it does not exist).
+CREATE FUNCTION billing.lock_account(account_id bigint) RETURNS billing.account
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	a billing.account;
+BEGIN
+	SELECT * INTO a FROM billing.account x WHERE x.account_id = lock_account.account_id FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN a;
+END $$;
+COMMENT ON FUNCTION billing.lock_account(bigint) IS 'Locks an account row: the first lock of every billing write';
+
+CREATE FUNCTION billing.lock_accounts(account_ids bigint[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM 1 FROM billing.account a
+	WHERE a.account_id = ANY (account_ids)
+	ORDER BY a.account_id
+	FOR UPDATE;
+END $$;
+COMMENT ON FUNCTION billing.lock_accounts(bigint[]) IS 'Locks account rows in account_id order, as batch writes do first';
+
 CREATE TABLE billing.product (
 	product_id	bigserial PRIMARY KEY,
 	code		text NOT NULL UNIQUE,

@@ -14,7 +14,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'subscription % does not exist', subscription_id USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	PERFORM 1 FROM billing.account a WHERE a.account_id = owner FOR UPDATE;
+	PERFORM billing.lock_account(owner);
 	SELECT * INTO s FROM billing.subscription x
 	WHERE x.account_id = owner AND x.subscription_id = lock_subscription.subscription_id
 	FOR UPDATE;

@@ -69,7 +69,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'document % does not exist', invoice_id USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	PERFORM 1 FROM billing.account a WHERE a.account_id = owner FOR UPDATE;
+	PERFORM billing.lock_account(owner);
 	SELECT * INTO doc FROM billing.invoice i
 	WHERE i.account_id = owner AND i.invoice_id = lock_document.invoice_id
 	FOR UPDATE;

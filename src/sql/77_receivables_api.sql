@@ -19,19 +19,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION billing.check_money_amount(numeric, text, text) IS 'Validates a money amount (positive, rounded to the currency) and returns it at the currency''s scale';
 
--- Lock an account row (22023 when it does not exist).
-CREATE FUNCTION billing.lock_account(account_id bigint) RETURNS billing.account
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	a billing.account;
-BEGIN
-	SELECT * INTO a FROM billing.account x WHERE x.account_id = lock_account.account_id FOR UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	RETURN a;
-END $$;
-COMMENT ON FUNCTION billing.lock_account(bigint) IS 'Locks an account row: the first lock of every billing write';
 
 -- Apply a source (payment or posted credit note) to one document or to the
 -- open invoices and debit notes oldest due first.  The caller holds the

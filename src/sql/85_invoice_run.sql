@@ -16,14 +16,10 @@ DECLARE
 	doc_accounts bigint[];
 	doc_ids bigint[];
 BEGIN
-	PERFORM 1 FROM billing.account a
-	WHERE a.account_id IN (SELECT s.account_id FROM billing.subscription s
-						   WHERE billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from,
-													  s.last_target_date, target_date)
-							 AND (account_ids IS NULL OR s.account_id = ANY (account_ids)))
-	  AND NOT a.billing_hold
-	ORDER BY a.account_id
-	FOR UPDATE OF a;
+	PERFORM billing.lock_accounts(ARRAY(
+		SELECT DISTINCT s.account_id FROM billing.subscription s
+		WHERE billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, target_date)
+		  AND (account_ids IS NULL OR s.account_id = ANY (account_ids))));
 
 	-- the start terms of subscriptions billed for the first time join the timeline
 	PERFORM billing.record_start_terms(x.account_ids, x.subscription_ids)

@@ -49,12 +49,9 @@ BEGIN
 	IF as_of IS NULL THEN
 		RAISE EXCEPTION 'as_of of a dunning run must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	-- accounts first, in id order, like every billing write
-	PERFORM 1 FROM billing.account a
-	WHERE a.account_id IN (SELECT i.account_id FROM billing.invoice i
-						   WHERE i.status = 'posted' AND i.document_type IN ('invoice', 'debit_note') AND i.due_date < as_of)
-	ORDER BY a.account_id
-	FOR UPDATE OF a;
+	PERFORM billing.lock_accounts(ARRAY(
+		SELECT DISTINCT i.account_id FROM billing.invoice i
+		WHERE i.status = 'posted' AND i.document_type IN ('invoice', 'debit_note') AND i.due_date < as_of));
 
 	FOR due IN
 		SELECT i.account_id, i.invoice_id, i.document_number, i.currency, l.level, l.fee_amount, l.hold_billing
