@@ -20,6 +20,61 @@ END $$;
 COMMENT ON FUNCTION billing.check_money_amount(numeric, text, text) IS 'Validates a money amount (positive, rounded to the currency) and returns it at the currency''s scale';
 
 
+-- A money source: a payment, or a posted credit note.  Locks its row (the
+-- caller holds the account lock) and describes it for messages and dates.
+CREATE FUNCTION billing.lock_source(account_id bigint, payment_id bigint, credit_note_id bigint,
+									OUT label text, OUT source_date date, OUT currency text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	pay billing.payment;
+	cn billing.invoice;
+BEGIN
+	IF payment_id IS NOT NULL THEN
+		SELECT * INTO pay FROM billing.payment p
+		WHERE p.account_id = lock_source.account_id AND p.payment_id = lock_source.payment_id FOR UPDATE;
+		label := format('payment %s', pay.payment_id);
+		source_date := pay.received_on;
+		currency := pay.currency;
+	ELSE
+		SELECT * INTO cn FROM billing.invoice i
+		WHERE i.account_id = lock_source.account_id AND i.invoice_id = lock_source.credit_note_id FOR UPDATE;
+		IF cn.document_type <> 'credit_note' OR cn.status <> 'posted' THEN
+			RAISE EXCEPTION 'document % is not a posted credit note', coalesce(cn.document_number, cn.invoice_id::text)
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = format('%s, status %s', cn.document_type, cn.status);
+		END IF;
+		label := format('credit note %s', cn.document_number);
+		source_date := cn.invoice_date;
+		currency := cn.currency;
+	END IF;
+END $$;
+COMMENT ON FUNCTION billing.lock_source(bigint, bigint, bigint) IS
+	'Locks a payment or posted credit note and returns its label, date and currency; caller holds the account lock';
+
+-- What a source has free on every date from from_date on ('infinity': now).
+CREATE FUNCTION billing.source_unapplied_from(account_id bigint, payment_id bigint, credit_note_id bigint, from_date date)
+	RETURNS numeric
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT coalesce(
+		(SELECT billing.payment_unapplied_from(p, from_date) FROM billing.payment p
+		 WHERE p.account_id = source_unapplied_from.account_id AND p.payment_id = source_unapplied_from.payment_id),
+		(SELECT -billing.document_open_amount_from(i, from_date) FROM billing.invoice i
+		 WHERE i.account_id = source_unapplied_from.account_id AND i.invoice_id = source_unapplied_from.credit_note_id));
+END;
+COMMENT ON FUNCTION billing.source_unapplied_from(bigint, bigint, bigint, date) IS
+	'Least unapplied amount of a payment or credit note on any date from from_date on';
+
+-- What an allocation dated from_date may take: the least that the document
+-- has open and the source has free on every date from then on.
+CREATE FUNCTION billing.allocation_room(doc billing.invoice, payment_id bigint, credit_note_id bigint, from_date date)
+	RETURNS numeric
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN least(billing.document_open_amount_from(doc, from_date),
+			 billing.source_unapplied_from(doc.account_id, payment_id, credit_note_id, from_date));
+COMMENT ON FUNCTION billing.allocation_room(billing.invoice, bigint, bigint, date) IS
+	'Most an allocation from a source to a document, dated from_date, may take without any date''s balance going below zero';
+
 -- Apply a source (payment or posted credit note) to one document or to the
 -- open invoices and debit notes oldest due first.  The caller holds the
 -- account lock.  amount NULL: as much as possible.
@@ -28,46 +83,24 @@ CREATE FUNCTION billing.apply_source(account_id bigint, payment_id bigint, credi
 	RETURNS SETOF billing.allocation
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	pay billing.payment;
-	cn billing.invoice;
+	src record;
 	doc billing.invoice;
-	source_label text;
-	source_date date;
-	source_currency text;
 	available numeric;
 	remaining numeric;
 	open_amount numeric;
-	take numeric;
+	room numeric;
 	alloc_date date;
 	alloc billing.allocation;
 BEGIN
-	IF payment_id IS NOT NULL THEN
-		SELECT * INTO pay FROM billing.payment p
-		WHERE p.account_id = apply_source.account_id AND p.payment_id = apply_source.payment_id FOR UPDATE;
-		available := billing.payment_unapplied(pay, 'infinity');
-		source_label := format('payment %s', pay.payment_id);
-		source_date := pay.received_on;
-		source_currency := pay.currency;
-	ELSE
-		SELECT * INTO cn FROM billing.invoice i
-		WHERE i.account_id = apply_source.account_id AND i.invoice_id = apply_source.credit_note_id FOR UPDATE;
-		IF cn.document_type <> 'credit_note' OR cn.status <> 'posted' THEN
-			RAISE EXCEPTION 'document % is not a posted credit note', coalesce(cn.document_number, cn.invoice_id::text)
-				USING ERRCODE = 'object_not_in_prerequisite_state',
-					  DETAIL = format('%s, status %s', cn.document_type, cn.status);
-		END IF;
-		available := -billing.document_open_amount(cn, 'infinity');
-		source_label := format('credit note %s', cn.document_number);
-		source_date := cn.invoice_date;
-		source_currency := cn.currency;
-	END IF;
+	src := billing.lock_source(account_id, payment_id, credit_note_id);
+	available := billing.source_unapplied_from(account_id, payment_id, credit_note_id, 'infinity');
 
 	IF amount IS NOT NULL THEN
-		amount := billing.check_money_amount(amount, source_currency, 'amount');
+		amount := billing.check_money_amount(amount, src.currency, 'amount');
 		IF amount > available THEN
-			RAISE EXCEPTION 'amount exceeds the unapplied part of %', source_label
+			RAISE EXCEPTION 'amount exceeds the unapplied part of %', src.label
 				USING ERRCODE = 'check_violation',
-					  DETAIL = format('amount %s, unapplied %s %s', amount, available, source_currency);
+					  DETAIL = format('amount %s, unapplied %s %s', amount, available, src.currency);
 		END IF;
 	END IF;
 
@@ -86,8 +119,8 @@ BEGIN
 			RAISE EXCEPTION 'credit note % cannot receive an allocation', doc.document_number
 				USING ERRCODE = 'invalid_parameter_value', HINT = 'Apply money to invoices and debit notes.';
 		END IF;
-		IF doc.currency <> source_currency THEN
-			RAISE EXCEPTION '% is in %, % is in %', source_label, source_currency, doc.document_number, doc.currency
+		IF doc.currency <> src.currency THEN
+			RAISE EXCEPTION '% is in %, % is in %', src.label, src.currency, doc.document_number, doc.currency
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
 		open_amount := billing.document_open_amount(doc, 'infinity');
@@ -103,29 +136,22 @@ BEGIN
 		SELECT i.* FROM billing.invoice i
 		WHERE i.account_id = apply_source.account_id
 		  AND (apply_source.invoice_id IS NULL OR i.invoice_id = apply_source.invoice_id)
-		  AND i.status = 'posted' AND i.document_type IN ('invoice', 'debit_note') AND i.currency = source_currency
+		  AND i.status = 'posted' AND i.document_type IN ('invoice', 'debit_note') AND i.currency = src.currency
 		ORDER BY i.due_date, i.invoice_date, i.invoice_id
 		FOR UPDATE
 	LOOP
 		EXIT WHEN remaining <= 0;
-		IF allocated_on < greatest(source_date, doc.invoice_date) THEN
-			RAISE EXCEPTION 'allocation date % precedes % or document %', allocated_on, source_label, doc.document_number
+		IF allocated_on < greatest(src.source_date, doc.invoice_date) THEN
+			RAISE EXCEPTION 'allocation date % precedes % or document %', allocated_on, src.label, doc.document_number
 				USING ERRCODE = 'invalid_parameter_value',
-					  DETAIL = format('source dated %s, document dated %s', source_date, doc.invoice_date);
+					  DETAIL = format('source dated %s, document dated %s', src.source_date, doc.invoice_date);
 		END IF;
-		alloc_date := coalesce(allocated_on, greatest(source_date, doc.invoice_date));
-		-- what fits on every date from the allocation date on, for target and source
-		open_amount := billing.document_open_amount_from(doc, alloc_date);
-		available := CASE WHEN payment_id IS NOT NULL
-						  THEN billing.payment_unapplied_from(pay, alloc_date)
-						  ELSE -billing.document_open_amount_from(cn, alloc_date) END;
-		take := least(open_amount, remaining, available);
+		alloc_date := coalesce(allocated_on, greatest(src.source_date, doc.invoice_date));
+		room := billing.allocation_room(doc, payment_id, credit_note_id, alloc_date);
 		-- a default date hemmed in by a later-dated row (an unapply, a refund):
 		-- date the allocation when both sides are free, never in the past window
-		IF allocated_on IS NULL AND take < least(remaining,
-												 billing.document_open_amount(doc, 'infinity'),
-												 CASE WHEN payment_id IS NOT NULL THEN billing.payment_unapplied(pay, 'infinity')
-													  ELSE -billing.document_open_amount(cn, 'infinity') END) THEN
+		IF allocated_on IS NULL
+		   AND room < least(remaining, billing.allocation_room(doc, payment_id, credit_note_id, 'infinity')) THEN
 			alloc_date := greatest(alloc_date,
 				(SELECT max(a.allocated_on) FROM billing.allocation a
 				 WHERE a.account_id = apply_source.account_id
@@ -134,24 +160,20 @@ BEGIN
 				(SELECT max(r.refunded_on) FROM billing.refund r
 				 WHERE r.account_id = apply_source.account_id
 				   AND (r.payment_id = apply_source.payment_id OR r.credit_note_id = apply_source.credit_note_id)));
-			open_amount := billing.document_open_amount_from(doc, alloc_date);
-			available := CASE WHEN payment_id IS NOT NULL
-							  THEN billing.payment_unapplied_from(pay, alloc_date)
-							  ELSE -billing.document_open_amount_from(cn, alloc_date) END;
-			take := least(open_amount, remaining, available);
+			room := billing.allocation_room(doc, payment_id, credit_note_id, alloc_date);
 		END IF;
-		IF apply_source.amount IS NOT NULL AND apply_source.invoice_id IS NOT NULL AND take < apply_source.amount THEN
-			RAISE EXCEPTION 'amount exceeds what % and % have free from %', source_label, doc.document_number, alloc_date
+		IF apply_source.amount IS NOT NULL AND apply_source.invoice_id IS NOT NULL AND room < apply_source.amount THEN
+			RAISE EXCEPTION 'amount exceeds what % and % have free from %', src.label, doc.document_number, alloc_date
 				USING ERRCODE = 'check_violation',
-					  DETAIL = format('amount %s; least open amount %s, least unapplied %s %s on any date from %s on',
-									  apply_source.amount, open_amount, available, doc.currency, alloc_date);
+					  DETAIL = format('amount %s; least free on any date from %s on: %s %s',
+									  apply_source.amount, alloc_date, room, doc.currency);
 		END IF;
-		CONTINUE WHEN take <= 0;
+		CONTINUE WHEN least(remaining, room) <= 0;
 		INSERT INTO billing.allocation AS x (account_id, invoice_id, payment_id, credit_note_id, amount, allocated_on)
-		VALUES (apply_source.account_id, doc.invoice_id, apply_source.payment_id, apply_source.credit_note_id, take,
-				alloc_date)
+		VALUES (apply_source.account_id, doc.invoice_id, apply_source.payment_id, apply_source.credit_note_id,
+				least(remaining, room), alloc_date)
 		RETURNING * INTO alloc;
-		remaining := remaining - take;
+		remaining := remaining - alloc.amount;
 		RETURN NEXT alloc;
 	END LOOP;
 END $$;
@@ -394,13 +416,9 @@ CREATE FUNCTION billing.refund(payment_id bigint DEFAULT NULL, credit_note_id bi
 	RETURNS billing.refund
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	pay billing.payment;
-	cn billing.invoice;
 	owner bigint;
+	src record;
 	available numeric;
-	source_label text;
-	source_date date;
-	source_currency text;
 	r billing.refund;
 BEGIN
 	IF (payment_id IS NULL) = (credit_note_id IS NULL) THEN
@@ -413,38 +431,31 @@ BEGIN
 		IF NOT FOUND THEN
 			RAISE EXCEPTION 'payment % does not exist', payment_id USING ERRCODE = 'invalid_parameter_value';
 		END IF;
-		PERFORM billing.lock_account(owner);
-		SELECT * INTO pay FROM billing.payment p WHERE p.account_id = owner AND p.payment_id = refund.payment_id FOR UPDATE;
-		available := billing.payment_unapplied_from(pay, coalesce(refunded_on, pay.received_on));
-		source_label := format('payment %s', pay.payment_id);
-		source_date := pay.received_on;
-		source_currency := pay.currency;
 	ELSE
-		cn := billing.lock_document(credit_note_id);
-		owner := cn.account_id;
-		IF cn.document_type <> 'credit_note' OR cn.status <> 'posted' THEN
-			RAISE EXCEPTION 'document % is not a posted credit note', coalesce(cn.document_number, cn.invoice_id::text)
-				USING ERRCODE = 'object_not_in_prerequisite_state';
+		SELECT i.account_id INTO owner FROM billing.invoice i WHERE i.invoice_id = refund.credit_note_id;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'document % does not exist', credit_note_id USING ERRCODE = 'invalid_parameter_value';
 		END IF;
-		available := -billing.document_open_amount_from(cn, coalesce(refunded_on, cn.invoice_date));
-		source_label := format('credit note %s', cn.document_number);
-		source_date := cn.invoice_date;
-		source_currency := cn.currency;
 	END IF;
+	PERFORM billing.lock_account(owner);
+	src := billing.lock_source(owner, payment_id, credit_note_id);
+	available := billing.source_unapplied_from(owner, payment_id, credit_note_id, coalesce(refunded_on, src.source_date));
 	IF amount IS NULL AND available <= 0 THEN
-		RAISE EXCEPTION 'nothing of % is unapplied to refund', source_label
-			USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = format('unapplied %s %s', available, source_currency);
+		RAISE EXCEPTION 'nothing of % is unapplied to refund', src.label
+			USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = format('unapplied %s %s', available, src.currency);
 	END IF;
 	amount := coalesce(amount, available);
-	amount := billing.check_money_amount(amount, source_currency, 'refund amount');
+	amount := billing.check_money_amount(amount, src.currency, 'refund amount');
 	IF amount > available THEN
-		RAISE EXCEPTION 'refund exceeds the unapplied part of %', source_label
-			USING ERRCODE = 'check_violation', DETAIL = format('refund %s, unapplied %s %s', amount, available, source_currency);
+		RAISE EXCEPTION 'refund exceeds the unapplied part of %', src.label
+			USING ERRCODE = 'check_violation',
+				  DETAIL = format('refund %s, unapplied %s %s (the least on any date from the refund date on)',
+								  amount, available, src.currency);
 	END IF;
-	IF refunded_on IS NULL OR refunded_on < source_date THEN
-		RAISE EXCEPTION 'refund of % dated before it', source_label
+	IF refunded_on IS NULL OR refunded_on < src.source_date THEN
+		RAISE EXCEPTION 'refund of % dated before it', src.label
 			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = format('refunded on %s, source dated %s', coalesce(refunded_on::text, 'NULL'), source_date);
+				  DETAIL = format('refunded on %s, source dated %s', coalesce(refunded_on::text, 'NULL'), src.source_date);
 	END IF;
 	INSERT INTO billing.refund AS x (account_id, payment_id, credit_note_id, amount, refunded_on, reference)
 	VALUES (owner, refund.payment_id, refund.credit_note_id, amount, refunded_on, reference)
