@@ -471,41 +471,35 @@ COMMENT ON FUNCTION billing.refund(bigint, bigint, numeric, date, text) IS
 CREATE FUNCTION billing.apply_account_credit(account_ids bigint[], invoice_ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	doc record;
-	src record;
+	pair record;
 BEGIN
-	FOR doc IN
-		SELECT i.account_id, i.invoice_id, i.invoice_date, i.currency
-		FROM unnest(account_ids, invoice_ids) AS d(account_id, invoice_id)
-		JOIN billing.invoice i ON i.account_id = d.account_id AND i.invoice_id = d.invoice_id
-		WHERE i.status = 'posted' AND i.document_type = 'invoice' AND i.total > 0
-		  AND (EXISTS (SELECT 1 FROM billing.payment p
-					   WHERE p.account_id = i.account_id AND p.currency = i.currency
-						 AND billing.payment_unapplied(p, 'infinity') > 0)
-			   OR EXISTS (SELECT 1 FROM billing.invoice c
-						  WHERE c.account_id = i.account_id AND c.currency = i.currency AND c.document_type = 'credit_note'
-							AND c.status = 'posted' AND billing.document_open_amount(c, 'infinity') < 0))
-		ORDER BY i.account_id, i.invoice_id
+	-- each new invoice with each credit source of its account and currency, in
+	-- the order credit is used: invoice by invoice, oldest source first.
+	-- apply_source takes what is still free on both sides (nothing once either
+	-- is exhausted), dated on the invoice date (or later, see apply_source).
+	FOR pair IN
+		WITH doc AS (
+			SELECT i.account_id, i.invoice_id, i.currency
+			FROM unnest(account_ids, invoice_ids) AS d(account_id, invoice_id)
+			JOIN billing.invoice i ON i.account_id = d.account_id AND i.invoice_id = d.invoice_id
+			WHERE i.status = 'posted' AND i.document_type = 'invoice' AND i.total > 0
+		), source AS (
+			SELECT p.account_id, p.currency, p.received_on AS source_date, p.payment_id, NULL::bigint AS credit_note_id
+			FROM billing.payment p
+			WHERE p.account_id IN (SELECT doc.account_id FROM doc)
+			UNION ALL
+			SELECT c.account_id, c.currency, c.invoice_date, NULL, c.invoice_id
+			FROM billing.invoice c
+			WHERE c.account_id IN (SELECT doc.account_id FROM doc)
+			  AND c.document_type = 'credit_note' AND c.status = 'posted'
+		)
+		SELECT doc.account_id, doc.invoice_id, s.payment_id, s.credit_note_id
+		FROM doc
+		JOIN source s ON s.account_id = doc.account_id AND s.currency = doc.currency
+		WHERE billing.source_unapplied_from(s.account_id, s.payment_id, s.credit_note_id, 'infinity') > 0
+		ORDER BY doc.account_id, doc.invoice_id, s.source_date, s.payment_id NULLS LAST, s.credit_note_id
 	LOOP
-		FOR src IN
-			SELECT s.payment_id, s.credit_note_id
-			FROM (SELECT p.payment_id, NULL::bigint AS credit_note_id, p.received_on AS source_date
-				  FROM billing.payment p
-				  WHERE p.account_id = doc.account_id AND p.currency = doc.currency
-					AND billing.payment_unapplied(p, 'infinity') > 0
-				  UNION ALL
-				  SELECT NULL, c.invoice_id, c.invoice_date
-				  FROM billing.invoice c
-				  WHERE c.account_id = doc.account_id AND c.currency = doc.currency AND c.document_type = 'credit_note'
-					AND c.status = 'posted' AND billing.document_open_amount(c, 'infinity') < 0) s
-			ORDER BY s.source_date, s.payment_id NULLS LAST, s.credit_note_id
-		LOOP
-			EXIT WHEN billing.document_open_amount((SELECT i FROM billing.invoice i
-													WHERE i.account_id = doc.account_id AND i.invoice_id = doc.invoice_id),
-												   'infinity') <= 0;
-			PERFORM billing.apply_source(doc.account_id, src.payment_id, src.credit_note_id, doc.invoice_id, NULL,
-										 NULL);
-		END LOOP;
+		PERFORM billing.apply_source(pair.account_id, pair.payment_id, pair.credit_note_id, pair.invoice_id, NULL, NULL);
 	END LOOP;
 END $$;
 COMMENT ON FUNCTION billing.apply_account_credit(bigint[], bigint[]) IS
