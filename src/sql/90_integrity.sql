@@ -55,36 +55,32 @@ BEGIN
 			   AND coalesce(n.highest, 0) = coalesce(s.last_number, 0)
 			   AND coalesce(n.well_formed, true));
 
-	-- payments: on every date, allocations and refunds within the amount received
+	-- money sources (payments, credit notes): on every date, allocations and
+	-- refunds within what they hold, never before their date, none live once void
 	RETURN QUERY
-	SELECT 'payment_limits'::text,
-		   format('payment %s of account %s: amount %s, applied and refunded %s as of %s', p.payment_id, p.account_id,
-				  p.amount, m.used, m.day)
-	FROM billing.payment p
+	SELECT CASE WHEN src.payment_id IS NOT NULL THEN 'payment_limits' ELSE 'credit_note_limits' END,
+		   format('%s of account %s: holds %s, applied and refunded %s as of %s', src.label, src.account_id,
+				  src.capacity, m.used, m.day)
+	FROM (SELECT p.account_id, p.payment_id, NULL::bigint AS credit_note_id, format('payment %s', p.payment_id) AS label,
+				 p.amount AS capacity, p.received_on AS source_date, NULL::date AS voided_on
+		  FROM billing.payment p
+		  UNION ALL
+		  SELECT c.account_id, NULL, c.invoice_id, format('credit note %s', c.document_number), -c.total, c.invoice_date,
+				 c.voided_on
+		  FROM billing.invoice c
+		  WHERE c.document_type = 'credit_note' AND c.status <> 'draft') src
 	JOIN LATERAL (
-		SELECT d.day, sum(d.amount) OVER (ORDER BY d.day) AS used
-		FROM (SELECT a.allocated_on AS day, sum(a.amount) AS amount FROM billing.allocation a
-			  WHERE a.account_id = p.account_id AND a.payment_id = p.payment_id GROUP BY a.allocated_on
+		SELECT d.day, sum(sum(d.amount)) OVER (ORDER BY d.day) AS used
+		FROM (SELECT a.allocated_on AS day, a.amount FROM billing.allocation a
+			  WHERE a.account_id = src.account_id
+				AND (a.payment_id = src.payment_id OR a.credit_note_id = src.credit_note_id)
 			  UNION ALL
-			  SELECT r.refunded_on, sum(r.amount) FROM billing.refund r
-			  WHERE r.account_id = p.account_id AND r.payment_id = p.payment_id GROUP BY r.refunded_on) d
-	) m ON m.used > p.amount OR m.used < 0 OR m.day < p.received_on;
-
-	-- credit notes: on every date, allocations and refunds within the credit
-	RETURN QUERY
-	SELECT 'credit_note_limits'::text,
-		   format('credit note %s: credit %s, applied and refunded %s as of %s', c.document_number, -c.total, m.used, m.day)
-	FROM billing.invoice c
-	JOIN LATERAL (
-		SELECT d.day, sum(d.amount) OVER (ORDER BY d.day) AS used
-		FROM (SELECT a.allocated_on AS day, sum(a.amount) AS amount FROM billing.allocation a
-			  WHERE a.account_id = c.account_id AND a.credit_note_id = c.invoice_id GROUP BY a.allocated_on
-			  UNION ALL
-			  SELECT r.refunded_on, sum(r.amount) FROM billing.refund r
-			  WHERE r.account_id = c.account_id AND r.credit_note_id = c.invoice_id GROUP BY r.refunded_on) d
-	) m ON m.used > -c.total OR m.used < 0 OR m.day < c.invoice_date
-		   OR (c.status = 'void' AND m.day >= c.voided_on AND m.used <> 0)
-	WHERE c.document_type = 'credit_note' AND c.status <> 'draft';
+			  SELECT r.refunded_on, r.amount FROM billing.refund r
+			  WHERE r.account_id = src.account_id
+				AND (r.payment_id = src.payment_id OR r.credit_note_id = src.credit_note_id)) d
+		GROUP BY d.day
+	) m ON m.used > src.capacity OR m.used < 0 OR m.day < src.source_date
+		   OR (m.day >= src.voided_on AND m.used <> 0);
 
 	-- invoices and debit notes: on every date, never open below zero, never
 	-- allocated to before their date; allocations only to posted (or later
