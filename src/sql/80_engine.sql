@@ -8,6 +8,16 @@
 -- period all reconcile against the same key.  Mid-period changes, backdated
 -- changes, cancellations, late usage and void-and-rebill are all this rule.
 
+-- Where the change being reconciled starts inside a period key: its date when
+-- it falls inside the period, else the period's start (the whole key changed).
+-- Days before it keep their billed terms; the proration lines start there.
+CREATE FUNCTION billing.reconcile_point(whole billing.billing_period, reconcile_from date) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN reconcile_from > billing.period_start(whole) AND reconcile_from < billing.period_end(whole)
+			THEN reconcile_from ELSE billing.period_start(whole) END;
+COMMENT ON FUNCTION billing.reconcile_point(billing.billing_period, date) IS
+	'First day of a period key touched by the change being reconciled';
+
 CREATE TYPE billing.due_item AS (
 	item			text,			-- 'line' or 'watermark'
 	account_id		bigint,
@@ -142,7 +152,6 @@ BEGIN
 												 pe.whole) END,
 				   pe.currency) AS expected,
 			   -- the part before the change being reconciled: unchanged by it
-			   min(pe.reconcile_point) AS reconcile_point,
 			   billing.round_money(coalesce(
 				   CASE WHEN bool_or(pe.full_period) THEN 0
 						ELSE billing.prorate_agg(g.rate,
@@ -156,9 +165,7 @@ BEGIN
 			   (array_agg(g.unit_amount ORDER BY g.seg_start DESC))[1] AS unit_amount,
 			   (array_agg(g.product_name ORDER BY g.seg_start DESC))[1] AS product_name
 		FROM (SELECT pe.*,
-					 -- where the reconciled change starts inside this key (never before the key)
-					 CASE WHEN c.reconcile_from > billing.period_start(pe.whole) AND c.reconcile_from < billing.period_end(pe.whole)
-						  THEN c.reconcile_from ELSE billing.period_start(pe.whole) END AS reconcile_point
+					 billing.reconcile_point(pe.whole, c.reconcile_from) AS reconcile_point
 			  FROM period pe
 			  JOIN candidate c ON c.account_id = pe.account_id AND c.subscription_id = pe.subscription_id
 			  WHERE pe.due AND pe.charge_type = 'recurring') pe
@@ -235,9 +242,8 @@ BEGIN
 	),
 	recurring_diff AS (
 		SELECT k.*,
-			   -- where the reconciled change starts inside the key (never before its first billed or expected day)
-			   greatest(CASE WHEN c.reconcile_from > billing.period_start(k.whole) AND c.reconcile_from < billing.period_end(k.whole)
-							 THEN c.reconcile_from ELSE billing.period_start(k.whole) END,
+			   -- never before the key's first billed or expected day
+			   greatest(billing.reconcile_point(k.whole, c.reconcile_from),
 						coalesce(k.key_start, k.billed_start, billing.period_start(k.whole))) AS rp
 		FROM (SELECT coalesce(e.account_id, b.account_id) AS account_id,
 					 coalesce(e.subscription_id, b.subscription_id) AS subscription_id,
