@@ -469,7 +469,13 @@ COMMENT ON FUNCTION billing.refund(bigint, bigint, numeric, date, text) IS
 -- payments and open credit notes, oldest first, dated on the document date.
 -- The caller (the run) holds the accounts' locks.
 CREATE FUNCTION billing.apply_account_credit(account_ids bigint[], invoice_ids bigint[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+-- the run's new invoices have no statistics yet and are estimated at one row;
+-- hash them against the sources found once, never loop over them (as due_items)
+SET enable_nestloop = off
+SET jit = off
+AS $$
 DECLARE
 	pair record;
 BEGIN
@@ -483,7 +489,7 @@ BEGIN
 			FROM unnest(account_ids, invoice_ids) AS d(account_id, invoice_id)
 			JOIN billing.invoice i ON i.account_id = d.account_id AND i.invoice_id = d.invoice_id
 			WHERE i.status = 'posted' AND i.document_type = 'invoice' AND i.total > 0
-		), source AS (
+		), source AS MATERIALIZED (
 			SELECT p.account_id, p.currency, p.received_on AS source_date, p.payment_id, NULL::bigint AS credit_note_id
 			FROM billing.payment p
 			WHERE p.account_id IN (SELECT doc.account_id FROM doc)
