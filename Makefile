@@ -11,7 +11,8 @@ OBJS = \
 	src/prorate.o \
 	src/prorate_agg.o \
 	src/currency.o \
-	src/money.o
+	src/money.o \
+	src/revenue.o
 
 # The install script is assembled from the SQL sources in src/sql, in file-name order.
 SQL_SOURCES = $(sort $(wildcard src/sql/*.sql))

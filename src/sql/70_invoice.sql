@@ -233,6 +233,78 @@ CREATE TRIGGER invoice_line_guard_insert AFTER INSERT ON billing.invoice_line
 	REFERENCING NEW TABLE AS new_lines
 	FOR EACH STATEMENT EXECUTE FUNCTION billing.invoice_line_guard_insert();
 
+-- Foreign keys of lines, checked once per statement.  A run writes a million
+-- lines; a row-level foreign key check costs a query per line and key (three
+-- per line here), most of the run.  The foreign keys stay declared: their
+-- parent-side triggers still refuse deleting a referenced document,
+-- subscription or price, and pg_dump still restores parents first.  Only
+-- their per-row check of new lines is replaced by this statement-level one,
+-- which finds and locks the referenced rows FOR KEY SHARE in one join each,
+-- as the row-level checks would, so a concurrent delete still waits.
+CREATE FUNCTION billing.invoice_line_check_references() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	wanted bigint;
+	locked bigint;
+	missing record;
+BEGIN
+	SELECT count(DISTINCT (n.account_id, n.invoice_id))
+		   + count(DISTINCT (n.account_id, n.subscription_id)) FILTER (WHERE n.subscription_id IS NOT NULL)
+		   + count(DISTINCT n.price_id)
+	INTO wanted
+	FROM new_lines n;
+	SELECT (SELECT count(*) FROM (SELECT 1 FROM billing.invoice i
+								  WHERE (i.account_id, i.invoice_id) IN (SELECT n.account_id, n.invoice_id FROM new_lines n)
+								  FOR KEY SHARE OF i) x)
+		 + (SELECT count(*) FROM (SELECT 1 FROM billing.subscription s
+								  WHERE (s.account_id, s.subscription_id) IN (SELECT n.account_id, n.subscription_id FROM new_lines n)
+								  FOR KEY SHARE OF s) x)
+		 + (SELECT count(*) FROM (SELECT 1 FROM billing.price p
+								  WHERE p.price_id IN (SELECT n.price_id FROM new_lines n)
+								  FOR KEY SHARE OF p) x)
+	INTO locked;
+	IF locked = wanted THEN
+		RETURN NULL;
+	END IF;
+	SELECT n.line_number, n.account_id, n.invoice_id, n.subscription_id, n.price_id,
+		   CASE WHEN NOT EXISTS (SELECT 1 FROM billing.invoice i WHERE i.account_id = n.account_id AND i.invoice_id = n.invoice_id)
+				THEN 'document' WHEN n.price_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM billing.price p WHERE p.price_id = n.price_id)
+				THEN 'price' ELSE 'subscription' END AS what
+	INTO missing
+	FROM new_lines n
+	WHERE NOT EXISTS (SELECT 1 FROM billing.invoice i WHERE i.account_id = n.account_id AND i.invoice_id = n.invoice_id)
+	   OR (n.subscription_id IS NOT NULL
+		   AND NOT EXISTS (SELECT 1 FROM billing.subscription s
+						   WHERE s.account_id = n.account_id AND s.subscription_id = n.subscription_id))
+	   OR (n.price_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM billing.price p WHERE p.price_id = n.price_id))
+	LIMIT 1;
+	RAISE EXCEPTION 'invoice line % refers to a % that does not exist', missing.line_number, missing.what
+		USING ERRCODE = 'foreign_key_violation',
+			  DETAIL = format('account %s, document %s, subscription %s, price %s', missing.account_id, missing.invoice_id,
+							  coalesce(missing.subscription_id::text, 'none'), coalesce(missing.price_id::text, 'none'));
+END $$;
+COMMENT ON FUNCTION billing.invoice_line_check_references() IS
+	'Trigger: the foreign keys of new or changed lines, checked and locked once per statement (replaces the per-row checks)';
+CREATE TRIGGER invoice_line_check_references_insert AFTER INSERT ON billing.invoice_line
+	REFERENCING NEW TABLE AS new_lines
+	FOR EACH STATEMENT EXECUTE FUNCTION billing.invoice_line_check_references();
+CREATE TRIGGER invoice_line_check_references_update AFTER UPDATE ON billing.invoice_line
+	REFERENCING NEW TABLE AS new_lines
+	FOR EACH STATEMENT EXECUTE FUNCTION billing.invoice_line_check_references();
+DO $$
+DECLARE
+	t name;
+BEGIN
+	-- the per-row checks of the child side (RI_FKey_check_ins/_upd)
+	FOR t IN SELECT tg.tgname FROM pg_catalog.pg_trigger tg
+			 JOIN pg_catalog.pg_constraint c ON c.oid = tg.tgconstraint
+			 WHERE tg.tgrelid = 'billing.invoice_line'::pg_catalog.regclass AND c.contype = 'f'
+			   AND c.conrelid = 'billing.invoice_line'::pg_catalog.regclass
+	LOOP
+		EXECUTE pg_catalog.format('ALTER TABLE billing.invoice_line DISABLE TRIGGER %I', t);
+	END LOOP;
+END $$;
+
 SELECT pg_catalog.pg_extension_config_dump('billing.invoice_batch', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.invoice_batch_batch_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('billing.invoice', '');

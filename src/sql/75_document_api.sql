@@ -5,20 +5,25 @@
 CREATE FUNCTION billing.total_documents(account_ids bigint[], invoice_ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+	-- Driven by the ids: each document is found by its key and its lines by
+	-- index.  Only the key joins the target row, so a stale estimate of the
+	-- drafts just written (one row) cannot put a rescanned side inside a loop.
 	UPDATE billing.invoice i
 	SET subtotal = t.subtotal,
 		tax_total = t.tax_total,
 		total = t.subtotal + t.tax_total,
-		due_date = CASE WHEN i.document_type = 'credit_note' THEN NULL
-						ELSE coalesce(i.due_date, i.invoice_date + a.payment_terms_days) END
-	FROM (SELECT d.account_id, d.invoice_id,
-				 coalesce(sum(l.amount), 0) AS subtotal, coalesce(sum(l.tax_amount), 0) AS tax_total
-		  FROM unnest(account_ids, invoice_ids) AS d(account_id, invoice_id)
-		  LEFT JOIN billing.invoice_line l ON l.account_id = d.account_id AND l.invoice_id = d.invoice_id
-		  GROUP BY d.account_id, d.invoice_id) t,
-		 billing.account a
-	WHERE i.account_id = t.account_id AND i.invoice_id = t.invoice_id AND i.status = 'draft'
-	  AND a.account_id = i.account_id;
+		due_date = t.due_date
+	FROM (SELECT d.account_id, d.invoice_id, x.subtotal, x.tax_total,
+				 CASE WHEN d.document_type = 'credit_note' THEN NULL
+					  ELSE coalesce(d.due_date, d.invoice_date + a.payment_terms_days) END AS due_date
+		  FROM (SELECT i2.* FROM unnest(account_ids, invoice_ids) AS k(account_id, invoice_id)
+				JOIN billing.invoice i2 ON i2.account_id = k.account_id AND i2.invoice_id = k.invoice_id
+				WHERE i2.status = 'draft') d
+		  JOIN billing.account a ON a.account_id = d.account_id
+		  CROSS JOIN LATERAL (SELECT coalesce(sum(l.amount), 0) AS subtotal, coalesce(sum(l.tax_amount), 0) AS tax_total
+							  FROM billing.invoice_line l
+							  WHERE l.account_id = d.account_id AND l.invoice_id = d.invoice_id) x) t
+	WHERE i.account_id = t.account_id AND i.invoice_id = t.invoice_id;
 END $$;
 COMMENT ON FUNCTION billing.total_documents(bigint[], bigint[]) IS
 	'Totals draft documents from their lines and dates them due after the account''s payment terms (credit notes: no due date)';
@@ -53,7 +58,6 @@ BEGIN
 			  WHERE i2.status = 'draft' AND i2.document_type = doc_type) d
 		WHERE i.account_id = d.account_id AND i.invoice_id = d.invoice_id;
 	END LOOP;
-	PERFORM billing.schedule_revenue(account_ids, invoice_ids);
 END $$;
 COMMENT ON FUNCTION billing.post_documents(bigint[], bigint[]) IS
 	'Posts draft documents: totals from lines, due dates, gapless numbers in id order';
