@@ -176,9 +176,9 @@ COMMENT ON FUNCTION billing.price_check_tiers() IS 'Trigger: validates the tiers
 CREATE TRIGGER price_check_tiers BEFORE INSERT OR UPDATE OF tiers ON billing.price
 	FOR EACH ROW EXECUTE FUNCTION billing.price_check_tiers();
 
--- The pricing rule, unrounded: what "quantity" costs for a full period.
-CREATE FUNCTION billing.pricing_amount(pricing_model text, unit_amount numeric, package_size numeric,
-									   tiers jsonb, quantity numeric)
+-- The tiered models of the pricing rule (graduated, volume); any other model
+-- reaching here is unknown.
+CREATE FUNCTION billing.tiered_amount(pricing_model text, tiers jsonb, quantity numeric)
 	RETURNS numeric
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -187,20 +187,7 @@ DECLARE
 	upper_bound numeric;
 	total numeric := 0;
 BEGIN
-	IF quantity IS NULL THEN
-		RETURN NULL;
-	END IF;
-	-- a quantity of 0 costs 0 in every model, flat fees included
-	IF quantity = 0 THEN
-		RETURN 0;
-	END IF;
 	CASE pricing_model
-		WHEN 'flat' THEN
-			RETURN unit_amount;
-		WHEN 'per_unit' THEN
-			RETURN quantity * unit_amount;
-		WHEN 'package' THEN
-			RETURN ceil(quantity / package_size) * unit_amount;
 		WHEN 'graduated' THEN
 			-- each unit in its own tier, plus the flat fee of every tier reached
 			FOR tier IN SELECT value FROM jsonb_array_elements(tiers) LOOP
@@ -224,6 +211,24 @@ BEGIN
 			RAISE EXCEPTION 'unknown pricing model "%"', pricing_model USING ERRCODE = 'invalid_parameter_value';
 	END CASE;
 END $$;
+COMMENT ON FUNCTION billing.tiered_amount(text, jsonb, numeric) IS
+	'Unrounded amount of a non-zero quantity under a tiered pricing model (graduated, volume); part of billing.pricing_amount';
+
+-- The pricing rule, unrounded: what "quantity" costs for a full period.  A
+-- plain SQL expression, so the planner inlines it into the engine's scans;
+-- only tiered models call a function.
+CREATE FUNCTION billing.pricing_amount(pricing_model text, unit_amount numeric, package_size numeric,
+									   tiers jsonb, quantity numeric)
+	RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE
+	WHEN quantity IS NULL THEN NULL
+	-- a quantity of 0 costs 0 in every model, flat fees included
+	WHEN quantity = 0 THEN 0
+	WHEN pricing_model = 'flat' THEN unit_amount
+	WHEN pricing_model = 'per_unit' THEN quantity * unit_amount
+	WHEN pricing_model = 'package' THEN ceil(quantity / package_size) * unit_amount
+	ELSE billing.tiered_amount(pricing_model, tiers, quantity) END;
 COMMENT ON FUNCTION billing.pricing_amount(text, numeric, numeric, jsonb, numeric) IS
 	'Unrounded amount of a quantity for one full period under a pricing model (flat, per_unit, package, graduated, volume); 0 for quantity 0';
 

@@ -1,7 +1,15 @@
 -- Posting and voiding documents.
 
--- Totals of drafts from their lines, and due dates from the account's
--- payment terms (none for credit notes): the one place documents are totalled.
+-- The due date of a new document: after the account's payment terms; credit
+-- notes are never due.
+CREATE FUNCTION billing.document_due_date(document_type text, invoice_date date, payment_terms_days int) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN document_type <> 'credit_note' THEN invoice_date + payment_terms_days END;
+COMMENT ON FUNCTION billing.document_due_date(text, date, int) IS
+	'Due date of a new document: document date plus payment terms; NULL for credit notes';
+
+-- Totals of drafts from their lines, and their due dates (a draft's own due
+-- date kept).  Runs write their documents complete instead (bill_accounts).
 CREATE FUNCTION billing.total_documents(account_ids bigint[], invoice_ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -14,8 +22,8 @@ BEGIN
 		total = t.subtotal + t.tax_total,
 		due_date = t.due_date
 	FROM (SELECT d.account_id, d.invoice_id, x.subtotal, x.tax_total,
-				 CASE WHEN d.document_type = 'credit_note' THEN NULL
-					  ELSE coalesce(d.due_date, d.invoice_date + a.payment_terms_days) END AS due_date
+				 coalesce(CASE WHEN d.document_type <> 'credit_note' THEN d.due_date END,
+						  billing.document_due_date(d.document_type, d.invoice_date, a.payment_terms_days)) AS due_date
 		  FROM (SELECT i2.* FROM unnest(account_ids, invoice_ids) AS k(account_id, invoice_id)
 				JOIN billing.invoice i2 ON i2.account_id = k.account_id AND i2.invoice_id = k.invoice_id
 				WHERE i2.status = 'draft') d

@@ -15,6 +15,10 @@ AS $$
 DECLARE
 	doc_accounts bigint[];
 	doc_ids bigint[];
+	doc_type text;
+	doc_count bigint;
+	first_invoice bigint;
+	first_credit_note bigint;
 BEGIN
 	PERFORM billing.lock_accounts(ARRAY(
 		SELECT DISTINCT s.account_id FROM billing.subscription s
@@ -35,24 +39,55 @@ BEGIN
 	CREATE TEMP TABLE billing_due ON COMMIT DROP AS
 	SELECT * FROM billing.due_items(target_date, account_ids);
 
-	-- one document per account and currency; net credit makes a credit note
+	-- One document per account and currency, written once in its final form:
+	-- totals from its lines, due date and, when posting, its number.  (Written
+	-- as a draft and then totalled and numbered, each document row would be
+	-- rewritten twice, with its checks, in the run's largest table.)  Net
+	-- credit makes a credit note.  Ids follow (account, currency), numbers ids.
 	IF to_regclass('pg_temp.billing_new_documents') IS NOT NULL THEN
 		DROP TABLE pg_temp.billing_new_documents;
 	END IF;
 	CREATE TEMP TABLE billing_new_documents ON COMMIT DROP AS
-	WITH head AS (
-		INSERT INTO billing.invoice AS i (account_id, batch_id, document_type, invoice_date, currency)
-		SELECT d.account_id, bill_accounts.batch_id,
-			   CASE WHEN sum(d.amount + d.tax_amount) < 0 THEN 'credit_note' ELSE 'invoice' END,
-			   target_date, d.currency
-		FROM billing_due d
-		WHERE d.item = 'line'
-		GROUP BY d.account_id, d.currency
-		ORDER BY d.account_id, d.currency
-		RETURNING i.account_id, i.invoice_id, i.currency
-	)
-	SELECT * FROM head;
+	SELECT h.*, nextval('billing.invoice_invoice_id_seq') AS invoice_id
+	FROM (SELECT d.account_id, d.currency,
+				 CASE WHEN sum(d.amount + d.tax_amount) < 0 THEN 'credit_note' ELSE 'invoice' END AS document_type,
+				 sum(d.amount) AS subtotal, sum(d.tax_amount) AS tax_total
+		  FROM billing_due d
+		  WHERE d.item = 'line'
+		  GROUP BY d.account_id, d.currency
+		  ORDER BY d.account_id, d.currency) h;
 
+	IF auto_post THEN
+		-- series locked in a fixed order (credit_note, invoice), as post_documents does
+		FOR doc_type, doc_count IN
+			SELECT n.document_type, count(*) FROM billing_new_documents n GROUP BY 1 ORDER BY 1
+		LOOP
+			IF doc_type = 'credit_note' THEN
+				first_credit_note := billing.take_document_numbers(doc_type, doc_count);
+			ELSE
+				first_invoice := billing.take_document_numbers(doc_type, doc_count);
+			END IF;
+		END LOOP;
+	END IF;
+
+	INSERT INTO billing.invoice AS i
+		(invoice_id, account_id, batch_id, document_type, document_number, status, invoice_date, due_date, currency,
+		 subtotal, tax_total, total, posted_at)
+	SELECT n.invoice_id, n.account_id, bill_accounts.batch_id, n.document_type,
+		   CASE WHEN auto_post
+				THEN billing.format_document_number(n.document_type,
+						 CASE n.document_type WHEN 'credit_note' THEN first_credit_note ELSE first_invoice END
+						 + row_number() OVER (PARTITION BY n.document_type ORDER BY n.invoice_id) - 1) END,
+		   CASE WHEN auto_post THEN 'posted' ELSE 'draft' END,
+		   target_date, billing.document_due_date(n.document_type, target_date, a.payment_terms_days), n.currency,
+		   n.subtotal, n.tax_total, n.subtotal + n.tax_total,
+		   CASE WHEN auto_post THEN pg_catalog.now() END
+	FROM billing_new_documents n
+	JOIN billing.account a ON a.account_id = n.account_id
+	ORDER BY n.invoice_id;
+
+	-- the lines of a posted document all come in this one statement, summing to
+	-- its totals: the only way billing.invoice_line_guard_insert lets them in
 	INSERT INTO billing.invoice_line
 		(account_id, invoice_id, line_number, subscription_id, price_id, kind, service_period, cycle_period,
 		 quantity, unit_amount, amount, tax_amount, description)
@@ -63,15 +98,12 @@ BEGIN
 	WHERE d.item = 'line'
 	ORDER BY d.account_id, d.currency, d.line_number;
 
-	SELECT array_agg(n.account_id ORDER BY n.invoice_id), array_agg(n.invoice_id ORDER BY n.invoice_id)
-	INTO doc_accounts, doc_ids
-	FROM billing_new_documents n;
-	IF doc_ids IS NOT NULL THEN
-		IF auto_post THEN
-			PERFORM billing.post_documents(doc_accounts, doc_ids);
+	IF auto_post THEN
+		SELECT array_agg(n.account_id ORDER BY n.invoice_id), array_agg(n.invoice_id ORDER BY n.invoice_id)
+		INTO doc_accounts, doc_ids
+		FROM billing_new_documents n;
+		IF doc_ids IS NOT NULL THEN
 			PERFORM billing.apply_account_credit(doc_accounts, doc_ids);
-		ELSE
-			PERFORM billing.total_documents(doc_accounts, doc_ids);
 		END IF;
 	END IF;
 
