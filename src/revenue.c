@@ -180,8 +180,9 @@ billing_revenue_months(PG_FUNCTION_ARGS)
 														NumericGetDatum(split->amount),
 														NumericGetDatum(split->done)));
 		else
-			share = numeric_div_round_trim(numeric_mul_n(split->amount, int64_to_numeric(days)),
-										   billing_period_days(split->period), split->minor_units);
+			share = numeric_round_n(numeric_div_round_trim(numeric_mul_n(split->amount, int64_to_numeric(days)),
+														   billing_period_days(split->period), split->minor_units),
+									split->minor_units);	/* shown with the currency's decimals */
 		{
 			MemoryContext oldcontext = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
 

@@ -6,7 +6,22 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp A
 DECLARE
 	target date;
 	latest date;
+	fk record;
 BEGIN
+	-- foreign keys checked per statement (89_statement_foreign_keys.sql): no
+	-- row refers to a missing parent
+	FOR fk IN SELECT t.child, f.*
+			  FROM (SELECT DISTINCT g.tgrelid::regclass AS child FROM pg_catalog.pg_trigger g
+					WHERE g.tgfoid = 'pg_catalog."RI_FKey_check_ins"'::pg_catalog.regproc AND g.tgenabled = 'D'
+					  AND g.tgrelid IN (SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = 'billing'::regnamespace)) t
+			  CROSS JOIN LATERAL billing.foreign_key_sql(t.child) f
+	LOOP
+		RETURN QUERY EXECUTE format(
+			'SELECT ''foreign_key''::text, format(''%s: key (%s)=(%%s) is not present in %s'', %s) '
+			'FROM %s n WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s)',
+			fk.conname, fk.key_names, fk.parent, fk.key_text, fk.child, fk.complete, fk.parent, fk.joined);
+	END LOOP;
+
 	-- document totals equal the sum of their lines
 	RETURN QUERY
 	SELECT 'document_totals'::text,
@@ -140,4 +155,4 @@ BEGIN
 	END LOOP;
 END $$;
 COMMENT ON FUNCTION billing.check_integrity() IS
-	'Invariant checks; no rows when healthy: document totals, money rounding, document signs, gapless numbering, allocation and refund limits, revenue schedules, reconciliation of every due period';
+	'Invariant checks; no rows when healthy: foreign keys checked per statement, document totals, money rounding, document signs, gapless numbering, allocation and refund limits, revenue schedules, reconciliation of every due period';
