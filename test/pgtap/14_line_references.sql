@@ -1,9 +1,9 @@
 -- The foreign keys of invoice lines (to the document, the subscription and
 -- the price) stay declared, but their per-row checks of new and changed lines
 -- are disabled and replaced by one statement-level trigger,
--- billing.invoice_line_check_references() (src/sql/70_invoice.sql).  Here:
+-- billing.check_foreign_keys() (src/sql/89_statement_foreign_keys.sql).  Here:
 -- a line referring to a missing document, subscription or price raises 23503
--- with its line number and writes nothing, also as one bad row among many and
+-- naming the constraint and writes nothing, also as one bad row among many and
 -- on UPDATE; deleting a referenced parent still raises 23503 (the parent-side
 -- triggers are intact); valid bulk inserts and runs pass; the catalog holds
 -- exactly the disabled row-level checks and the two statement triggers.
@@ -78,33 +78,33 @@ SELECT is(pg_temp.lines(), 3::bigint, 'three lines written');
 SELECT pg_temp.refused($$
 	INSERT INTO invoice_line (account_id, invoice_id, line_number, subscription_id, price_id, kind, amount)
 	VALUES (pg_temp.acct('a'), pg_temp.no_doc(), 11, pg_temp.sub('a'), pg_temp.price('setup25'), 'one_time', 25.00)$$,
-	'invoice line 11 refers to a document that does not exist', 'a line of a document that does not exist');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_account_id_invoice_id_fkey"', 'a line of a document that does not exist');
 SELECT pg_temp.refused($$
 	INSERT INTO invoice_line (account_id, invoice_id, line_number, subscription_id, price_id, kind, amount)
 	VALUES (pg_temp.acct('a'), pg_temp.draft('b'), 12, NULL, pg_temp.price('setup25'), 'one_time', 25.00)$$,
-	'invoice line 12 refers to a document that does not exist', 'a line of account a in account b''s draft');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_account_id_invoice_id_fkey"', 'a line of account a in account b''s draft');
 SELECT pg_temp.refused($$
 	INSERT INTO invoice_line (account_id, invoice_id, line_number, subscription_id, price_id, kind, amount)
 	VALUES (pg_temp.acct('a'), pg_temp.draft('a'), 13, pg_temp.no_sub(), pg_temp.price('setup25'), 'one_time', 25.00)$$,
-	'invoice line 13 refers to a subscription that does not exist', 'a line of a subscription that does not exist');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_account_id_subscription_id_fkey"', 'a line of a subscription that does not exist');
 SELECT pg_temp.refused($$
 	INSERT INTO invoice_line (account_id, invoice_id, line_number, subscription_id, price_id, kind, service_period,
 							  cycle_period, quantity, unit_amount, amount)
 	VALUES (pg_temp.acct('a'), pg_temp.draft('a'), 14, pg_temp.sub('b'), pg_temp.price('m10'), 'recurring',
 			'[2026-01-01,2026-02-01)', '[2026-01-01,2026-02-01)', 1, 10, 10.00)$$,
-	'invoice line 14 refers to a subscription that does not exist', 'a line of account a for account b''s subscription');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_account_id_subscription_id_fkey"', 'a line of account a for account b''s subscription');
 SELECT pg_temp.refused($$
 	INSERT INTO invoice_line (account_id, invoice_id, line_number, subscription_id, price_id, kind, amount)
 	VALUES (pg_temp.acct('a'), pg_temp.draft('a'), 15, pg_temp.sub('a'), pg_temp.no_price(), 'one_time', 25.00)$$,
-	'invoice line 15 refers to a price that does not exist', 'a line of a price that does not exist');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_price_id_fkey"', 'a line of a price that does not exist');
 SELECT pg_temp.refused($$
 	INSERT INTO invoice_line (account_id, invoice_id, line_number, subscription_id, price_id, kind, amount)
 	VALUES (pg_temp.acct('a'), pg_temp.draft('a'), 16, NULL, pg_temp.no_price(), 'adjustment', 25.00)$$,
-	'invoice line 16 refers to a price that does not exist', 'a line without subscription, of a price that does not exist');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_price_id_fkey"', 'a line without subscription, of a price that does not exist');
 SELECT pg_temp.refused($$
 	INSERT INTO invoice_line (account_id, invoice_id, line_number, subscription_id, price_id, kind, amount)
 	VALUES (pg_temp.acct('a'), pg_temp.no_doc(), 17, pg_temp.no_sub(), pg_temp.no_price(), 'one_time', 25.00)$$,
-	'invoice line 17 refers to a document that does not exist', 'a line with all three parents missing (the document is named)');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_account_id_invoice_id_fkey"', 'a line with all three parents missing (the document is named)');
 
 ------------------------------------------------------------------------------
 -- One bad row among many: the statement writes nothing
@@ -115,35 +115,35 @@ SELECT pg_temp.refused($$
 		   (pg_temp.acct('a'), pg_temp.draft('a'), 22, NULL, NULL, 'adjustment', 2.00),
 		   (pg_temp.acct('a'), pg_temp.draft('a'), 23, pg_temp.no_sub(), pg_temp.price('setup25'), 'one_time', 3.00),
 		   (pg_temp.acct('a'), pg_temp.draft('a'), 24, pg_temp.sub('a'), pg_temp.price('spare25'), 'one_time', 4.00)$$,
-	'invoice line 23 refers to a subscription that does not exist', 'four rows, the third of a missing subscription');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_account_id_subscription_id_fkey"', 'four rows, the third of a missing subscription');
 SELECT pg_temp.refused($$
 	INSERT INTO invoice_line (account_id, invoice_id, line_number, subscription_id, price_id, kind, amount)
 	SELECT k.a, k.d, 1000 + g, k.s, CASE WHEN g = 2500 THEN k.no_price ELSE k.p END, 'one_time', 1.00
 	FROM (SELECT pg_temp.acct('a') a, pg_temp.draft('a') d, pg_temp.sub('a') s, pg_temp.price('setup25') p,
 				 pg_temp.no_price() no_price OFFSET 0) k, generate_series(1, 5000) g$$,
-	'invoice line 3500 refers to a price that does not exist', '5,000 rows, the 2,500th of a missing price');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_price_id_fkey"', '5,000 rows, the 2,500th of a missing price');
 SELECT pg_temp.refused($$
 	INSERT INTO invoice_line (account_id, invoice_id, line_number, subscription_id, price_id, kind, amount)
 	SELECT k.a, CASE WHEN g = 5000 THEN k.no_doc ELSE k.d END, 1000 + g, k.s, k.p, 'one_time', 1.00
 	FROM (SELECT pg_temp.acct('a') a, pg_temp.draft('a') d, pg_temp.sub('a') s, pg_temp.price('setup25') p,
 				 pg_temp.no_doc() no_doc OFFSET 0) k, generate_series(1, 5000) g$$,
-	'invoice line 6000 refers to a document that does not exist', '5,000 rows, the last of a missing document');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_account_id_invoice_id_fkey"', '5,000 rows, the last of a missing document');
 
 ------------------------------------------------------------------------------
 -- UPDATE of a draft's line to a missing parent
 ------------------------------------------------------------------------------
 SELECT pg_temp.refused($$UPDATE invoice_line SET subscription_id = pg_temp.no_sub()
 						 WHERE account_id = pg_temp.acct('a') AND line_number = 1$$,
-	'invoice line 1 refers to a subscription that does not exist', 'a line moved to a subscription that does not exist');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_account_id_subscription_id_fkey"', 'a line moved to a subscription that does not exist');
 SELECT pg_temp.refused($$UPDATE invoice_line SET subscription_id = pg_temp.sub('b')
 						 WHERE account_id = pg_temp.acct('a') AND line_number = 1$$,
-	'invoice line 1 refers to a subscription that does not exist', 'a line moved to another account''s subscription');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_account_id_subscription_id_fkey"', 'a line moved to another account''s subscription');
 SELECT pg_temp.refused($$UPDATE invoice_line SET price_id = pg_temp.no_price()
 						 WHERE account_id = pg_temp.acct('a') AND line_number = 2$$,
-	'invoice line 2 refers to a price that does not exist', 'a line moved to a price that does not exist');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_price_id_fkey"', 'a line moved to a price that does not exist');
 SELECT pg_temp.refused($$UPDATE invoice_line SET invoice_id = pg_temp.no_doc()
 						 WHERE account_id = pg_temp.acct('a') AND line_number = 3$$,
-	'invoice line 3 refers to a document that does not exist', 'a line moved to a document that does not exist');
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_account_id_invoice_id_fkey"', 'a line moved to a document that does not exist');
 SELECT results_eq(
 	$$SELECT line_number, subscription_id, price_id, invoice_id FROM invoice_line WHERE account_id = pg_temp.acct('a') ORDER BY line_number$$,
 	$$VALUES (1, pg_temp.sub('a'), pg_temp.price('m10'), pg_temp.draft('a')),
@@ -248,10 +248,10 @@ SELECT results_eq(
 -- tgtype bits: 1 row, 4 insert, 16 update; BEFORE is 2 (absent: AFTER)
 SELECT results_eq(
 	$$SELECT t.tgname::text COLLATE "default", t.tgrelid::regclass, t.tgenabled::text, t.tgtype::int, t.tgnewtable::text COLLATE "default", t.tgoldtable::text COLLATE "default"
-	  FROM pg_trigger t WHERE t.tgfoid = 'billing.invoice_line_check_references()'::regprocedure ORDER BY 1$$,
-	$$VALUES ('invoice_line_check_references_insert', 'billing.invoice_line'::regclass, 'O', 4, 'new_lines', NULL::text),
-			 ('invoice_line_check_references_update', 'billing.invoice_line', 'O', 16, 'new_lines', NULL::text)$$,
-	'exactly two triggers run the statement check: AFTER INSERT and AFTER UPDATE, FOR EACH STATEMENT, enabled, new rows as new_lines');
+	  FROM pg_trigger t WHERE t.tgfoid = 'billing.check_foreign_keys()'::regprocedure AND t.tgrelid = 'billing.invoice_line'::regclass ORDER BY 1$$,
+	$$VALUES ('check_foreign_keys_insert', 'billing.invoice_line'::regclass, 'O', 4, 'new_rows', NULL::text),
+			 ('check_foreign_keys_update', 'billing.invoice_line', 'O', 16, 'new_rows', NULL::text)$$,
+	'exactly two triggers run the statement check: AFTER INSERT and AFTER UPDATE, FOR EACH STATEMENT, enabled, new rows as new_rows');
 SELECT results_eq(
 	$$SELECT count(*) FILTER (WHERE t.tgenabled = 'D') AS disabled, count(*) AS triggers FROM pg_trigger t
 	  WHERE t.tgrelid = 'billing.invoice_line'::regclass$$,
