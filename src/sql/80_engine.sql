@@ -53,6 +53,9 @@ SET enable_nestloop = off
 -- ... which inflates plan costs past the JIT thresholds: compiling this plan
 -- would take seconds and save nothing.
 SET jit = off
+-- Its sorts and hashes hold one row per subscription due: at the default 4MB
+-- they spill to disk from a few thousand subscriptions on.
+SET work_mem = '64MB'
 AS $$
 BEGIN
 	RETURN QUERY

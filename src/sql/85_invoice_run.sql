@@ -11,6 +11,8 @@ SET search_path = pg_catalog, pg_temp
 -- batch statements are costed high (set-returning functions are estimated at
 -- 1000 rows); compiling them with JIT takes seconds and saves nothing
 SET jit = off
+-- sorts of a run's lines fit in memory (see billing.due_items)
+SET work_mem = '64MB'
 AS $$
 DECLARE
 	doc_accounts bigint[];
@@ -38,6 +40,9 @@ BEGIN
 	END IF;
 	CREATE TEMP TABLE billing_due ON COMMIT DROP AS
 	SELECT * FROM billing.due_items(target_date, account_ids);
+	-- statistics after the bulk load: planned at the default guess, the joins
+	-- below would sort and merge a million rows through disk
+	ANALYZE billing_due;
 
 	-- One document per account and currency, written once in its final form:
 	-- totals from its lines, due date and, when posting, its number.  (Written
@@ -56,6 +61,7 @@ BEGIN
 		  WHERE d.item = 'line'
 		  GROUP BY d.account_id, d.currency
 		  ORDER BY d.account_id, d.currency) h;
+	ANALYZE billing_new_documents;
 
 	IF auto_post THEN
 		-- series locked in a fixed order (credit_note, invoice), as post_documents does
