@@ -18,6 +18,9 @@ RETURN CASE WHEN reconcile_from > billing.period_start(whole) AND reconcile_from
 COMMENT ON FUNCTION billing.reconcile_point(billing.billing_period, date) IS
 	'First day of a period key touched by the change being reconciled';
 
+CREATE TYPE billing.period_terms AS (price_id bigint, quantity numeric, unit_amount numeric, product_name text);
+COMMENT ON TYPE billing.period_terms IS 'Terms a period key is billed under (its last segment''s), inside billing.due_items()';
+
 CREATE TYPE billing.due_item AS (
 	item			text,			-- 'line' or 'watermark'
 	account_id		bigint,
@@ -106,7 +109,9 @@ BEGIN
 	segment AS (
 		SELECT r.*,
 			   -- a new cycle starts where the interval or timing changes
-			   sum(r.new_cycle) OVER (PARTITION BY r.account_id, r.subscription_id ORDER BY r.seg_start, r.change_id) AS cycle_no
+			   sum(r.new_cycle) OVER (PARTITION BY r.account_id, r.subscription_id ORDER BY r.seg_start, r.change_id) AS cycle_no,
+			   -- a cycle keeps the cycle day of its first segment
+			   CASE WHEN r.new_cycle = 1 THEN r.cycle_day END AS first_cycle_day
 		FROM (SELECT r.*,
 					 CASE WHEN (r.charge_type, r.billing_interval, r.interval_count, r.billing_timing)
 							   IS NOT DISTINCT FROM
@@ -123,7 +128,7 @@ BEGIN
 			   g.currency, g.charge_type, g.billing_interval, g.interval_count, g.billing_timing, g.proration,
 			   min(g.seg_start) AS cycle_start,
 			   CASE WHEN bool_or(g.seg_end IS NULL) THEN NULL ELSE max(g.seg_end) END AS cycle_end,
-			   (array_agg(g.cycle_day ORDER BY g.seg_start, g.change_id))[1] AS cycle_day
+			   max(g.first_cycle_day) AS cycle_day
 		FROM segment g
 		GROUP BY g.account_id, g.subscription_id, g.cycle_no, g.window_from, g.end_date, g.prorate_final_period,
 				 g.currency, g.charge_type, g.billing_interval, g.interval_count, g.billing_timing, g.proration
@@ -163,10 +168,9 @@ BEGIN
 												 pe.whole)
 							 FILTER (WHERE greatest(g.seg_start, billing.period_start(pe.period)) < pe.reconcile_point) END, 0),
 				   pe.currency) AS unchanged,
-			   (array_agg(g.price_id ORDER BY g.seg_start DESC))[1] AS price_id,
-			   (array_agg(g.quantity ORDER BY g.seg_start DESC))[1] AS quantity,
-			   (array_agg(g.unit_amount ORDER BY g.seg_start DESC))[1] AS unit_amount,
-			   (array_agg(g.product_name ORDER BY g.seg_start DESC))[1] AS product_name
+			   -- the terms of the period's last segment (one ordered aggregate, not four)
+			   (array_agg(ROW(g.price_id, g.quantity, g.unit_amount, g.product_name)::billing.period_terms
+						  ORDER BY g.seg_start DESC))[1] AS terms
 		FROM (SELECT pe.*,
 					 billing.reconcile_point(pe.whole, c.reconcile_from) AS reconcile_point
 			  FROM period pe
@@ -253,10 +257,10 @@ BEGIN
 					 coalesce(e.whole, b.whole) AS whole,
 					 coalesce(e.currency, b.currency) AS currency,
 					 e.key_start, e.key_end, coalesce(e.expected, 0) AS expected, coalesce(e.unchanged, 0) AS unchanged,
-					 coalesce(e.price_id, b.price_id) AS price_id, e.quantity, e.unit_amount,
-					 coalesce(e.product_name, 'subscription ' || coalesce(e.subscription_id, b.subscription_id)) AS product_name,
+					 coalesce((e.terms).price_id, b.price_id) AS price_id, (e.terms).quantity, (e.terms).unit_amount,
+					 coalesce((e.terms).product_name, 'subscription ' || coalesce(e.subscription_id, b.subscription_id)) AS product_name,
 					 coalesce(b.billed, 0) AS billed, coalesce(b.lines, 0) AS billed_lines, b.billed_start, b.billed_end,
-					 coalesce(b.price_id, e.price_id) AS billed_price_id
+					 coalesce(b.price_id, (e.terms).price_id) AS billed_price_id
 			  FROM expected_recurring e
 			  FULL JOIN billed_recurring b
 				ON b.account_id = e.account_id AND b.subscription_id = e.subscription_id AND b.whole OPERATOR(billing.=) e.whole) k
