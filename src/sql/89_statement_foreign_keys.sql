@@ -48,14 +48,13 @@ DECLARE
 BEGIN
 	FOR fk IN SELECT * FROM billing.foreign_key_sql(TG_RELID)
 	LOOP
-		-- MATCH SIMPLE: a key with a NULL column refers to nothing
-		EXECUTE format('SELECT count(*) FROM (SELECT DISTINCT %s FROM new_rows n WHERE %s) k',
-					   fk.child_cols, fk.complete)
-		INTO wanted;
-		CONTINUE WHEN wanted = 0;
-		EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s p WHERE (%s) IN (SELECT %s FROM new_rows n WHERE %s) '
-					   'FOR KEY SHARE OF p) x', fk.parent, fk.parent_cols, fk.child_cols, fk.complete)
-		INTO locked;
+		-- the distinct keys once (MATCH SIMPLE: a key with a NULL column refers
+		-- to nothing), then their parents found and locked
+		EXECUTE format('WITH k AS MATERIALIZED (SELECT DISTINCT %s FROM new_rows n WHERE %s) '
+					   'SELECT (SELECT count(*) FROM k), '
+					   '(SELECT count(*) FROM (SELECT 1 FROM %s p WHERE (%s) IN (SELECT * FROM k) FOR KEY SHARE OF p) x)',
+					   fk.child_cols, fk.complete, fk.parent, fk.parent_cols)
+		INTO wanted, locked;
 		CONTINUE WHEN locked = wanted;
 		EXECUTE format('SELECT %s FROM new_rows n WHERE %s AND NOT EXISTS (SELECT 1 FROM %s p WHERE %s) LIMIT 1',
 					   fk.key_text, fk.complete, fk.parent, fk.joined)
