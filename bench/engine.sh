@@ -243,6 +243,18 @@ mem_peak() { # mem_peak PHASE FILE...
 	shift
 	cat "$@" 2>/dev/null | awk -v ph="$ph" '$1 == ph && $2 > m { m = $2 } END { print m + 0 }'
 }
+# Largest growth of a phase over its first sample (the backend's level when
+# the phase began): a backend keeps memory it freed, so the peak of a phase
+# that follows another in the same session would show the earlier one's.
+mem_growth() { # mem_growth PHASE FILE...
+	local ph=$1 f g=0 x
+	shift
+	for f in "$@"; do
+		x=$(awk -v ph="$ph" '$1 == ph { if (!seen) { s = $2; seen = 1 } if ($2 > m) m = $2 } END { print m - s }' "$f" 2>/dev/null)
+		[ "${x:-0}" -le "$g" ] || g=$x
+	done
+	echo "$g"
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else printf "%.3f\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 # record FIGURE LABEL VALUES...: median into FIG[FIGURE], every value into timings.txt
 declare -A FIG=()
@@ -250,7 +262,7 @@ record() {
 	local key=$1 label=$2
 	shift 2
 	FIG[$key]=$(printf '%s\n' "$@" | median)
-	printf '%-10s %-34s median %9s s   runs: %s\n' "$SC" "$label" "${FIG[$key]}" "$*" >>"$RESULTS/timings.txt"
+	printf '%-10s %-30s median %9s s   load %s   runs: %s\n' "$SC" "$label" "${FIG[$key]}" "$(cut -d' ' -f1-3 /proc/loadavg)" "$*" >>"$RESULTS/timings.txt"
 }
 # thousands separators
 fmt_int() {
@@ -259,7 +271,7 @@ fmt_int() {
 		print (neg ? "-" : "") s out }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2fx\n", a / b }'; }
-mb() { awk -v k="$1" 'BEGIN { if (k + 0 == 0) print "-"; else printf "%.0f", k / 1024 }'; }
+mb() { if [ -z "$1" ]; then echo -; else awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; fi; }
 
 db_exists() { [ "$(psql_val postgres "SELECT count(*) FROM pg_database WHERE datname = '$1'")" = 1 ]; }
 drop_db() { psql_db postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null; }
@@ -281,8 +293,8 @@ prewarm() {
 }
 
 # auto_explain for a warm-up session: every statement over MIN_MS, nested
-# ones included, with ANALYZE and BUFFERS, to the client (the log), not to
-# the server log.
+# ones included, with ANALYZE, BUFFERS and trigger times (foreign keys), to
+# the client (the log), not to the server log.
 auto_explain() { # auto_explain MIN_MS
 	cat <<EOF
 LOAD 'auto_explain';
@@ -290,6 +302,7 @@ SET auto_explain.log_min_duration = '$1ms';
 SET auto_explain.log_analyze = on;
 SET auto_explain.log_buffers = on;
 SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_triggers = on;
 SET client_min_messages = log;
 SET log_min_messages = error;
 EOF
@@ -390,7 +403,7 @@ measure_engine() {
 	FIG[$SC.engine_min]=$(printf '%s\n' "${engine[@]}" | sort -g | awk 'NR == 1 { printf "%.3f", $1 }')
 	FIG[$SC.engine_max]=$(printf '%s\n' "${engine[@]}" | sort -g | awk '{ m = $1 } END { printf "%.3f", m }')
 	FIG[$SC.mem_engine]=$(mem_peak engine "${mem_files[@]}")
-	FIG[$SC.mem_second]=$(mem_peak second "${mem_files[@]}")
+	FIG[$SC.mem_second]=$(mem_growth second "${mem_files[@]}")
 }
 
 measure_floor() {
@@ -673,7 +686,7 @@ c_byhand_lines() {
 }
 c_second() { echo "${FIG[$1.second]} ($(awk -v a="${FIG[$1.second]}" -v b="${FIG[$1.engine]}" 'BEGIN { printf "%.1f%%", (b > 0 ? 100 * a / b : 0) }'), ${FIG[$1.second_lines]} lines)"; }
 c_chunked_ratio() { ratio "${FIG[$1.chunked]}" "${FIG[$1.engine]}"; }
-c_mem() { echo "$(mb "${FIG[$1.mem_engine]:-0}") / $(mb "${FIG[$1.mem_second]:-0}") / $(mb "${FIG[$1.mem_chunked]:-0}") / $(mb "${FIG[$1.mem_byhand]:-0}")"; }
+c_mem() { echo "$(mb "${FIG[$1.mem_engine]:-}") / +$(mb "${FIG[$1.mem_second]:-}") / $(mb "${FIG[$1.mem_chunked]:-}") / $(mb "${FIG[$1.mem_byhand]:-}")"; }
 c_pay_rows() { read -r p a <<<"${FIG[$1.payment_rows]}"; echo "$(fmt_int "$p") / $(fmt_int "$a")"; }
 c_pay_ratio() { ratio "${FIG[$1.payments]}" "${FIG[$1.payments_floor]}"; }
 c_aging_ratio() { ratio "${FIG[$1.aging]}" "${FIG[$1.aging_base]}"; }
@@ -706,7 +719,7 @@ mapfile -t scenario_names < <(printf '%s\n' "${SCENARIOS[@]}")
 	mapfile -t v < <(cell second c_second); row "second run, same date, same transaction (s, % of first)" "${v[@]}"
 	mapfile -t v < <(cell chunked c_secs); row "chunked: CALL run_invoice_batch_chunked(.., $CHUNK_ACCOUNTS) (s)" "${v[@]}"
 	mapfile -t v < <(cell chunked c_chunked_ratio); row "  chunked / single run (fresh copy, commits)" "${v[@]}"
-	mapfile -t v < <(cell mem c_mem); row "peak RssAnon MB: run / second / chunked / by hand" "${v[@]}"
+	mapfile -t v < <(cell mem c_mem); row "peak RssAnon MB: run / second (growth) / chunked / by hand" "${v[@]}"
 	mapfile -t v < <(cell payments c_secs); row "payments: record_payment(.., auto_apply) x N (s)" "${v[@]}"
 	mapfile -t v < <(cell payments c_pay_rows); row "  payments / allocations" "${v[@]}"
 	mapfile -t v < <(cell payments_floor c_secs); row "  floor: INSERT ... SELECT of the same rows (s)" "${v[@]}"
