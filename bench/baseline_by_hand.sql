@@ -13,7 +13,8 @@
 -- (end_date) prorated by days against the regular period around them, one
 -- INSERT per line with amount = round(unit amount x quantity x days /
 -- period days, 2) (usage: the sum of the period's usage records by an index
--- lookup x the unit amount), tax round(amount x region rate, 2); then one
+-- lookup on (account, subscription) x the unit amount, days in the
+-- account's time zone), tax round(amount x region rate, 2); then one
 -- UPDATE of the subscription's billed-through date, and at the end of the
 -- account one UPDATE of the invoice's totals.
 --
@@ -31,7 +32,9 @@
 --       the end of the last period billed on a non-void document, per
 --       subscription (from billing.invoice_line; NULL: nothing billed yet).
 -- It reads billing.account, billing.subscription, billing.price,
--- billing.product, billing.tax_rate and billing.usage_record.
+-- billing.product, billing.tax_rate and billing.usage_record (columns of
+-- SPEC.md §3), and fills invoice_line.line_number and cycle_period, which
+-- the current schema requires on recurring and usage lines.
 --
 -- What it leaves out (so its counts are close to the engine's, not equal,
 -- and its amounts need not match to the cent): mid-period changes (no
@@ -120,7 +123,7 @@ BEGIN
 	invoices := 0;
 	lines := 0;
 	FOR acct IN
-		SELECT a.account_id, a.currency, a.payment_terms_days, a.tax_region, a.tax_exempt, a.bill_cycle_day
+		SELECT a.account_id, a.currency, a.payment_terms_days, a.tax_region, a.tax_exempt, a.bill_cycle_day, a.timezone
 		FROM billing.account a
 		WHERE NOT a.billing_hold
 		  AND EXISTS (SELECT 1 FROM billing.subscription s
@@ -179,10 +182,12 @@ BEGIN
 				END IF;
 
 				IF sub.charge_type = 'usage' THEN
+					-- the period's days in the account's time zone
 					SELECT coalesce(sum(u.quantity), 0) INTO used
 					FROM billing.usage_record u
 					WHERE u.account_id = acct.account_id AND u.subscription_id = sub.subscription_id
-					  AND u.usage_date >= period_start AND u.usage_date < period_end;
+					  AND u.occurred_at >= period_start::timestamp AT TIME ZONE acct.timezone
+					  AND u.occurred_at < period_end::timestamp AT TIME ZONE acct.timezone;
 					line_amount := round(used * sub.unit_amount, 2);
 				ELSE
 					used := sub.quantity;
