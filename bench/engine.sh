@@ -117,7 +117,7 @@ psql_db() { # psql_db DB [ARGS...]
 	shift
 	psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"
 }
-psql_val() { psql_db "$1" -At -c "$2"; } # one value (the last line)
+psql_val() { psql_db "$1" -At -c "$2"; } # a query returning one value
 
 psql_val postgres 'SELECT 1' >/dev/null || die "cannot connect to the server (PGHOST=${PGHOST:-} PGPORT=${PGPORT:-})"
 [ "$(psql_val postgres "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")" = t ] ||
