@@ -106,42 +106,81 @@ CREATE TRIGGER refund_append_only BEFORE UPDATE OR DELETE ON billing.refund
 
 -- Balances as of a date: the one place the receivable rules live.
 
--- Open amount of a document as of D (SPEC §6): NULL before its date or while
--- a draft; 0 once void; invoices and debit notes total - allocations to them;
--- credit notes -(credit left) = total + allocations from them + refunds.
-CREATE FUNCTION billing.document_open_amount(doc billing.invoice, as_of date) RETURNS numeric
+-- Every open item of the book as of D (SPEC §6), set-based: each posted or
+-- void document dated <= D and each payment received <= D, with what is open
+-- of it, signed by its effect on what the customer owes.  Invoices and debit
+-- notes: total - allocations to them; credit notes: -(credit left) = total +
+-- allocations from them + refunds of them; payments: -(unapplied) = -amount +
+-- allocations from them + refunds of them; 0 once void.  Drafts and items
+-- dated after D are not items (callers read NULL).
+-- Allocations and refunds are summed per item in one hash aggregate, one
+-- branch per role a row plays (target, payment source, credit note source),
+-- and joined to the items by (account_id, kind, id).  The function is
+-- inlined: a caller's equality on account_id, or on account_id, kind and id,
+-- reaches the indexes of the branches (the others fold away), so one account
+-- or one document costs its own rows only.  (kind is text, not boolean: the
+-- planner turns "flag = false" into "NOT flag", which does not propagate
+-- across the join.)
+CREATE FUNCTION billing.open_items(as_of date)
+	RETURNS TABLE (account_id bigint, kind text, id bigint, document_type text, document_number text,
+				   currency text, item_date date, due_date date, status text, open_amount numeric)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-	SELECT CASE
-		WHEN doc.status = 'draft' OR doc.invoice_date > as_of THEN NULL
-		WHEN doc.voided_on <= as_of THEN 0
-		WHEN doc.document_type = 'credit_note' THEN
-			doc.total
-			+ coalesce((SELECT sum(a.amount) FROM billing.allocation a
-						WHERE a.account_id = doc.account_id AND a.credit_note_id = doc.invoice_id AND a.allocated_on <= as_of), 0)
-			+ coalesce((SELECT sum(r.amount) FROM billing.refund r
-						WHERE r.account_id = doc.account_id AND r.credit_note_id = doc.invoice_id AND r.refunded_on <= as_of), 0)
-		ELSE
-			doc.total
-			- coalesce((SELECT sum(a.amount) FROM billing.allocation a
-						WHERE a.account_id = doc.account_id AND a.invoice_id = doc.invoice_id AND a.allocated_on <= as_of), 0)
-	END;
+	SELECT it.account_id, it.kind, it.id, it.document_type, it.document_number, it.currency, it.item_date,
+		   it.due_date, it.status,
+		   CASE WHEN it.voided_on <= as_of THEN 0 ELSE it.amount + coalesce(u.used, 0) END
+	FROM (SELECT i.account_id, 'document', i.invoice_id, i.document_type, i.document_number, i.currency, i.invoice_date,
+				 i.due_date, i.status, i.voided_on, i.total
+		  FROM billing.invoice i
+		  WHERE i.status <> 'draft' AND i.invoice_date <= as_of
+		  UNION ALL
+		  SELECT p.account_id, 'payment', p.payment_id, 'payment', p.reference, p.currency, p.received_on, NULL, 'posted',
+				 NULL, -p.amount
+		  FROM billing.payment p
+		  WHERE p.received_on <= as_of)
+		 AS it (account_id, kind, id, document_type, document_number, currency, item_date, due_date, status,
+				voided_on, amount)
+	LEFT JOIN (
+		SELECT e.account_id, e.kind, e.id, sum(e.amount)
+		FROM (SELECT a.account_id, 'document', a.invoice_id, -a.amount FROM billing.allocation a
+			  WHERE a.allocated_on <= as_of
+			  UNION ALL
+			  SELECT a.account_id, 'payment', a.payment_id, a.amount FROM billing.allocation a
+			  WHERE a.payment_id IS NOT NULL AND a.allocated_on <= as_of
+			  UNION ALL
+			  SELECT a.account_id, 'document', a.credit_note_id, a.amount FROM billing.allocation a
+			  WHERE a.credit_note_id IS NOT NULL AND a.allocated_on <= as_of
+			  UNION ALL
+			  SELECT r.account_id, 'payment', r.payment_id, r.amount FROM billing.refund r
+			  WHERE r.payment_id IS NOT NULL AND r.refunded_on <= as_of
+			  UNION ALL
+			  SELECT r.account_id, 'document', r.credit_note_id, r.amount FROM billing.refund r
+			  WHERE r.credit_note_id IS NOT NULL AND r.refunded_on <= as_of) AS e (account_id, kind, id, amount)
+		GROUP BY e.account_id, e.kind, e.id
+	) AS u (account_id, kind, id, used)
+	  ON u.account_id = it.account_id AND u.kind = it.kind AND u.id = it.id;
 END;
-COMMENT ON FUNCTION billing.document_open_amount(billing.invoice, date) IS
-	'Open amount of a document as of a date: invoices and debit notes what is owed, credit notes the unapplied credit as a negative number';
+COMMENT ON FUNCTION billing.open_items(date) IS
+	'Every posted or void document (kind document, id its invoice_id) and every payment (kind payment, id its payment_id) as of a date with its open amount (owed positive, credit negative, void 0): the one definition of the open-amount rule';
 
--- Unapplied part of a payment as of D: amount - allocations - refunds (NULL before it was received).
+-- One item of open_items, for callers holding a row.  PL/pgSQL, so the lookup
+-- is planned once per session (a generic plan: the keys reach the indexes as
+-- parameters), not once per calling statement as a SQL function would be.
+CREATE FUNCTION billing.document_open_amount(doc billing.invoice, as_of date) RETURNS numeric
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN (SELECT o.open_amount FROM billing.open_items(as_of) o
+			WHERE o.account_id = doc.account_id AND o.kind = 'document' AND o.id = doc.invoice_id);
+END $$;
+COMMENT ON FUNCTION billing.document_open_amount(billing.invoice, date) IS
+	'Open amount of a document as of a date: invoices and debit notes what is owed, credit notes the unapplied credit as a negative number; NULL before its date or while a draft, 0 once void';
+
 CREATE FUNCTION billing.payment_unapplied(pay billing.payment, as_of date) RETURNS numeric
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-	SELECT CASE WHEN pay.received_on > as_of THEN NULL ELSE
-		pay.amount
-		- coalesce((SELECT sum(a.amount) FROM billing.allocation a
-					WHERE a.account_id = pay.account_id AND a.payment_id = pay.payment_id AND a.allocated_on <= as_of), 0)
-		- coalesce((SELECT sum(r.amount) FROM billing.refund r
-					WHERE r.account_id = pay.account_id AND r.payment_id = pay.payment_id AND r.refunded_on <= as_of), 0)
-	END;
-END;
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN (SELECT -o.open_amount FROM billing.open_items(as_of) o
+			WHERE o.account_id = pay.account_id AND o.kind = 'payment' AND o.id = pay.payment_id);
+END $$;
 COMMENT ON FUNCTION billing.payment_unapplied(billing.payment, date) IS
 	'Unapplied part of a payment as of a date: amount less allocations and refunds; NULL before it was received';
 
@@ -209,12 +248,9 @@ BEGIN
 		RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	-- in the account's currency: documents in other currencies are not summed into it
-	RETURN coalesce((SELECT sum(billing.document_open_amount(i, as_of))
-					 FROM billing.invoice i JOIN billing.account a ON a.account_id = i.account_id
-					 WHERE i.account_id = account_balance.account_id AND i.status <> 'draft' AND i.currency = a.currency), 0)
-		 - coalesce((SELECT sum(billing.payment_unapplied(p, as_of))
-					 FROM billing.payment p JOIN billing.account a ON a.account_id = p.account_id
-					 WHERE p.account_id = account_balance.account_id AND p.currency = a.currency), 0);
+	RETURN coalesce((SELECT sum(o.open_amount)
+					 FROM billing.open_items(as_of) o JOIN billing.account a ON a.account_id = o.account_id
+					 WHERE o.account_id = account_balance.account_id AND o.currency = a.currency), 0);
 END $$;
 COMMENT ON FUNCTION billing.account_balance(bigint, date) IS
 	'What the account owes as of a date, in its currency: open invoices and debit notes minus unapplied payments and credit notes';
