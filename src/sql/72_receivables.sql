@@ -120,8 +120,9 @@ CREATE TRIGGER refund_append_only BEFORE UPDATE OR DELETE ON billing.refund
 -- reaches the indexes of the branches (the others fold away), so one account
 -- or one document costs its own rows only.  (kind is text, not boolean: the
 -- planner turns "flag = false" into "NOT flag", which does not propagate
--- across the join.)
-CREATE FUNCTION billing.open_items(as_of date)
+-- across the join.)  account_ids, when given, restricts every branch to those
+-- accounts (a list does not propagate across the join as an equality does).
+CREATE FUNCTION billing.open_items(as_of date, account_ids bigint[] DEFAULT NULL)
 	RETURNS TABLE (account_id bigint, kind text, id bigint, document_type text, document_number text,
 				   currency text, item_date date, due_date date, status text, open_amount numeric)
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -133,41 +134,48 @@ BEGIN ATOMIC
 				 i.due_date, i.status, i.voided_on, i.total
 		  FROM billing.invoice i
 		  WHERE i.status <> 'draft' AND i.invoice_date <= as_of
+		    AND (account_ids IS NULL OR i.account_id = ANY (account_ids))
 		  UNION ALL
 		  SELECT p.account_id, 'payment', p.payment_id, 'payment', p.reference, p.currency, p.received_on, NULL, 'posted',
 				 NULL, -p.amount
 		  FROM billing.payment p
-		  WHERE p.received_on <= as_of)
+		  WHERE p.received_on <= as_of
+		    AND (account_ids IS NULL OR p.account_id = ANY (account_ids)))
 		 AS it (account_id, kind, id, document_type, document_number, currency, item_date, due_date, status,
 				voided_on, amount)
 	LEFT JOIN (
 		SELECT e.account_id, e.kind, e.id, sum(e.amount)
 		FROM (SELECT a.account_id, 'document', a.invoice_id, -a.amount FROM billing.allocation a
 			  WHERE a.allocated_on <= as_of
+			    AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
 			  UNION ALL
 			  SELECT a.account_id, 'payment', a.payment_id, a.amount FROM billing.allocation a
 			  WHERE a.payment_id IS NOT NULL AND a.allocated_on <= as_of
+			    AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
 			  UNION ALL
 			  SELECT a.account_id, 'document', a.credit_note_id, a.amount FROM billing.allocation a
 			  WHERE a.credit_note_id IS NOT NULL AND a.allocated_on <= as_of
+			    AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
 			  UNION ALL
 			  SELECT r.account_id, 'payment', r.payment_id, r.amount FROM billing.refund r
 			  WHERE r.payment_id IS NOT NULL AND r.refunded_on <= as_of
+			    AND (account_ids IS NULL OR r.account_id = ANY (account_ids))
 			  UNION ALL
 			  SELECT r.account_id, 'document', r.credit_note_id, r.amount FROM billing.refund r
-			  WHERE r.credit_note_id IS NOT NULL AND r.refunded_on <= as_of) AS e (account_id, kind, id, amount)
+			  WHERE r.credit_note_id IS NOT NULL AND r.refunded_on <= as_of
+			    AND (account_ids IS NULL OR r.account_id = ANY (account_ids))) AS e (account_id, kind, id, amount)
 		GROUP BY e.account_id, e.kind, e.id
 	) AS u (account_id, kind, id, used)
 	  ON u.account_id = it.account_id AND u.kind = it.kind AND u.id = it.id;
 END;
-COMMENT ON FUNCTION billing.open_items(date) IS
-	'Every posted or void document (kind document, id its invoice_id) and every payment (kind payment, id its payment_id) as of a date with its open amount (owed positive, credit negative, void 0): the one definition of the open-amount rule';
+COMMENT ON FUNCTION billing.open_items(date, bigint[]) IS
+	'Every posted or void document (kind document, id its invoice_id) and every payment (kind payment, id its payment_id) as of a date with its open amount (owed positive, credit negative, void 0), optionally of some accounts only: the one definition of the open-amount rule';
 
 -- One item of open_items, for callers holding a row.  PL/pgSQL, so the lookup
 -- is planned once per session (a generic plan: the keys reach the indexes as
 -- parameters), not once per calling statement as a SQL function would be.
 CREATE FUNCTION billing.document_open_amount(doc billing.invoice, as_of date) RETURNS numeric
-LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 BEGIN
 	RETURN (SELECT o.open_amount FROM billing.open_items(as_of) o
 			WHERE o.account_id = doc.account_id AND o.kind = 'document' AND o.id = doc.invoice_id);
@@ -176,7 +184,7 @@ COMMENT ON FUNCTION billing.document_open_amount(billing.invoice, date) IS
 	'Open amount of a document as of a date: invoices and debit notes what is owed, credit notes the unapplied credit as a negative number; NULL before its date or while a draft, 0 once void';
 
 CREATE FUNCTION billing.payment_unapplied(pay billing.payment, as_of date) RETURNS numeric
-LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 BEGIN
 	RETURN (SELECT -o.open_amount FROM billing.open_items(as_of) o
 			WHERE o.account_id = pay.account_id AND o.kind = 'payment' AND o.id = pay.payment_id);
