@@ -113,60 +113,56 @@ CREATE TRIGGER refund_append_only BEFORE UPDATE OR DELETE ON billing.refund
 -- allocations from them + refunds of them; payments: -(unapplied) = -amount +
 -- allocations from them + refunds of them; 0 once void.  Drafts and items
 -- dated after D are not items (callers read NULL).
--- Allocations and refunds are summed per item in one hash aggregate, one
--- branch per role a row plays (target, payment source, credit note source),
--- and joined to the items by (account_id, kind, id).  The function is
--- inlined: a caller's equality on account_id, or on account_id, kind and id,
--- reaches the indexes of the branches (the others fold away), so one account
--- or one document costs its own rows only.  (kind is text, not boolean: the
--- planner turns "flag = false" into "NOT flag", which does not propagate
--- across the join.)  account_ids, when given, restricts every branch to those
--- accounts (a list does not propagate across the join as an equality does).
+-- Documents and payments are two branches, each hash-joined to the sum of
+-- the rows that move it (one branch per role an allocation or refund plays),
+-- so each sum is no larger than its own items.  The function is inlined: a
+-- caller's equality on account_id, or on account_id, kind and id, reaches the
+-- indexes of every branch (the other kind's branch folds away), so one
+-- account or one document costs its own rows only.  account_ids, when given,
+-- restricts every branch to those accounts (a list does not propagate across
+-- a join as an equality does).
 CREATE FUNCTION billing.open_items(as_of date, account_ids bigint[] DEFAULT NULL)
 	RETURNS TABLE (account_id bigint, kind text, id bigint, document_type text, document_number text,
 				   currency text, item_date date, due_date date, status text, open_amount numeric)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-	SELECT it.account_id, it.kind, it.id, it.document_type, it.document_number, it.currency, it.item_date,
-		   it.due_date, it.status,
-		   CASE WHEN it.voided_on <= as_of THEN 0 ELSE it.amount + coalesce(u.used, 0) END
-	FROM (SELECT i.account_id, 'document', i.invoice_id, i.document_type, i.document_number, i.currency, i.invoice_date,
-				 i.due_date, i.status, i.voided_on, i.total
-		  FROM billing.invoice i
-		  WHERE i.status <> 'draft' AND i.invoice_date <= as_of
-		    AND (account_ids IS NULL OR i.account_id = ANY (account_ids))
-		  UNION ALL
-		  SELECT p.account_id, 'payment', p.payment_id, 'payment', p.reference, p.currency, p.received_on, NULL, 'posted',
-				 NULL, -p.amount
-		  FROM billing.payment p
-		  WHERE p.received_on <= as_of
-		    AND (account_ids IS NULL OR p.account_id = ANY (account_ids)))
-		 AS it (account_id, kind, id, document_type, document_number, currency, item_date, due_date, status,
-				voided_on, amount)
+	SELECT i.account_id, 'document', i.invoice_id, i.document_type, i.document_number, i.currency, i.invoice_date,
+		   i.due_date, i.status, CASE WHEN i.voided_on <= as_of THEN 0 ELSE i.total + coalesce(u.moved, 0) END
+	FROM billing.invoice i
 	LEFT JOIN (
-		SELECT e.account_id, e.kind, e.id, sum(e.amount)
-		FROM (SELECT a.account_id, 'document', a.invoice_id, -a.amount FROM billing.allocation a
+		SELECT m.account_id, m.invoice_id, billing.money_sum(m.amount)
+		FROM (SELECT a.account_id, a.invoice_id, -a.amount FROM billing.allocation a
 			  WHERE a.allocated_on <= as_of
-			    AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
+				AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
 			  UNION ALL
-			  SELECT a.account_id, 'payment', a.payment_id, a.amount FROM billing.allocation a
-			  WHERE a.payment_id IS NOT NULL AND a.allocated_on <= as_of
-			    AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
-			  UNION ALL
-			  SELECT a.account_id, 'document', a.credit_note_id, a.amount FROM billing.allocation a
+			  SELECT a.account_id, a.credit_note_id, a.amount FROM billing.allocation a
 			  WHERE a.credit_note_id IS NOT NULL AND a.allocated_on <= as_of
-			    AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
+				AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
 			  UNION ALL
-			  SELECT r.account_id, 'payment', r.payment_id, r.amount FROM billing.refund r
-			  WHERE r.payment_id IS NOT NULL AND r.refunded_on <= as_of
-			    AND (account_ids IS NULL OR r.account_id = ANY (account_ids))
-			  UNION ALL
-			  SELECT r.account_id, 'document', r.credit_note_id, r.amount FROM billing.refund r
+			  SELECT r.account_id, r.credit_note_id, r.amount FROM billing.refund r
 			  WHERE r.credit_note_id IS NOT NULL AND r.refunded_on <= as_of
-			    AND (account_ids IS NULL OR r.account_id = ANY (account_ids))) AS e (account_id, kind, id, amount)
-		GROUP BY e.account_id, e.kind, e.id
-	) AS u (account_id, kind, id, used)
-	  ON u.account_id = it.account_id AND u.kind = it.kind AND u.id = it.id;
+				AND (account_ids IS NULL OR r.account_id = ANY (account_ids))) AS m (account_id, invoice_id, amount)
+		GROUP BY m.account_id, m.invoice_id
+	) AS u (account_id, invoice_id, moved) ON u.account_id = i.account_id AND u.invoice_id = i.invoice_id
+	WHERE i.status <> 'draft' AND i.invoice_date <= as_of
+	  AND (account_ids IS NULL OR i.account_id = ANY (account_ids))
+	UNION ALL
+	SELECT p.account_id, 'payment', p.payment_id, 'payment', p.reference, p.currency, p.received_on, NULL, 'posted',
+		   -p.amount + coalesce(u.moved, 0)
+	FROM billing.payment p
+	LEFT JOIN (
+		SELECT m.account_id, m.payment_id, billing.money_sum(m.amount)
+		FROM (SELECT a.account_id, a.payment_id, a.amount FROM billing.allocation a
+			  WHERE a.payment_id IS NOT NULL AND a.allocated_on <= as_of
+				AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
+			  UNION ALL
+			  SELECT r.account_id, r.payment_id, r.amount FROM billing.refund r
+			  WHERE r.payment_id IS NOT NULL AND r.refunded_on <= as_of
+				AND (account_ids IS NULL OR r.account_id = ANY (account_ids))) AS m (account_id, payment_id, amount)
+		GROUP BY m.account_id, m.payment_id
+	) AS u (account_id, payment_id, moved) ON u.account_id = p.account_id AND u.payment_id = p.payment_id
+	WHERE p.received_on <= as_of
+	  AND (account_ids IS NULL OR p.account_id = ANY (account_ids));
 END;
 COMMENT ON FUNCTION billing.open_items(date, bigint[]) IS
 	'Every posted or void document (kind document, id its invoice_id) and every payment (kind payment, id its payment_id) as of a date with its open amount (owed positive, credit negative, void 0), optionally of some accounts only: the one definition of the open-amount rule';

@@ -5,7 +5,9 @@
 -- ranges the n bounds define ('1-30', '31-60', '61-90'), n + 1 the open end
 -- ('91+'), n + 2 'unapplied' (payments and credit notes, no days overdue).
 -- The number is a binary search over the bounds (width_bucket counts the
--- bounds <= its operand, so bounds < days); both functions are inlined.
+-- bounds <= its operand, so bounds < days).  Both functions are inlined into
+-- the aging queries: every operator in them is immutable (int || text is
+-- only stable, hence the casts).
 CREATE FUNCTION billing.aging_bucket_order(days_overdue int, bucket_days int[]) RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE WHEN days_overdue IS NULL THEN pg_catalog.cardinality(bucket_days) + 2
@@ -18,8 +20,8 @@ CREATE FUNCTION billing.aging_bucket_label(bucket_order int, bucket_days int[]) 
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE WHEN bucket_order = 0 THEN 'current'
 			WHEN bucket_order = pg_catalog.cardinality(bucket_days) + 2 THEN 'unapplied'
-			WHEN bucket_order = pg_catalog.cardinality(bucket_days) + 1 THEN (bucket_days[bucket_order - 1] + 1) || '+'
-			ELSE (coalesce(bucket_days[bucket_order - 1], 0) + 1) || '-' || bucket_days[bucket_order] END;
+			WHEN bucket_order = pg_catalog.cardinality(bucket_days) + 1 THEN (bucket_days[bucket_order - 1] + 1)::text || '+'
+			ELSE (coalesce(bucket_days[bucket_order - 1], 0) + 1)::text || '-' || bucket_days[bucket_order]::text END;
 COMMENT ON FUNCTION billing.aging_bucket_label(int, int[]) IS
 	'Name of an aging bucket number: current, 1-30, 31-60, 61-90, 91+ (for bounds {30,60,90}), unapplied';
 
@@ -86,7 +88,8 @@ BEGIN
 	RETURN QUERY
 	SELECT g.account_id, g.currency, billing.aging_bucket_label(g.bucket_order, bucket_days), g.bucket_order,
 		   g.amount, g.documents
-	FROM (SELECT d.account_id, d.currency, d.bucket_order, sum(d.open_amount) AS amount, count(*)::int AS documents
+	FROM (SELECT d.account_id, d.currency, d.bucket_order, billing.money_sum(d.open_amount) AS amount,
+				 count(*)::int AS documents
 		  FROM billing.aging_items(as_of, bucket_days, basis) d
 		  GROUP BY d.account_id, d.currency, d.bucket_order) g
 	ORDER BY 1, 2, 4;
