@@ -180,6 +180,43 @@ END $$;
 COMMENT ON FUNCTION billing.apply_source(bigint, bigint, bigint, bigint, numeric, date) IS
 	'Applies a payment or credit note to a document or to open documents oldest due first; caller holds the account lock';
 
+-- The allocations new payments make, oldest due first, in the order they are
+-- written (step 4 of record_payments): per account, each payment (in array
+-- order) covers an interval of the running sum of payments, each open
+-- invoice or debit note in the account's currency (oldest due date, then
+-- oldest document, first) an interval of the running sum of open amounts; a
+-- payment gives a document the overlap, dated on the later of their dates.
+-- Inlined into record_payments.
+CREATE FUNCTION billing.new_payment_allocations(account_ids bigint[], payment_ids bigint[], currencies text[],
+												received_dates date[], amounts numeric[], is_new boolean[])
+	RETURNS SETOF billing.allocation
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+	WITH pay AS (
+		SELECT x.ord, x.account_id, x.payment_id, x.currency, x.received_on, x.amount,
+			   sum(x.amount) OVER (PARTITION BY x.account_id ORDER BY x.ord) AS upto
+		FROM unnest(account_ids, payment_ids, currencies, received_dates, amounts, is_new) WITH ORDINALITY
+			 AS x (account_id, payment_id, currency, received_on, amount, is_new, ord)
+		WHERE x.is_new
+	), doc AS (
+		SELECT o.account_id, o.currency, o.id AS invoice_id, o.item_date, o.due_date, o.open_amount,
+			   sum(o.open_amount) OVER (PARTITION BY o.account_id, o.currency
+										ORDER BY o.due_date, o.item_date, o.id) AS upto
+		FROM billing.open_items('infinity', account_ids) o
+		WHERE o.kind = 'document' AND o.document_type IN ('invoice', 'debit_note') AND o.status = 'posted'
+		  AND o.open_amount > 0
+	)
+	SELECT NULL::bigint, p.account_id, d.invoice_id, p.payment_id, NULL::bigint,
+		   least(p.upto, d.upto) - greatest(p.upto - p.amount, d.upto - d.open_amount),
+		   greatest(p.received_on, d.item_date), NULL::bigint, NULL::timestamptz
+	FROM pay p
+	JOIN doc d ON d.account_id = p.account_id AND d.currency = p.currency
+			  AND d.upto - d.open_amount < p.upto AND p.upto - p.amount < d.upto
+	ORDER BY p.ord, d.due_date, d.item_date, d.invoice_id;
+END;
+COMMENT ON FUNCTION billing.new_payment_allocations(bigint[], bigint[], text[], date[], numeric[], boolean[]) IS
+	'Allocations (ids NULL) that new payments make to open invoices and debit notes oldest due first, as record_payments writes them';
+
 -- Payments in bulk.  Element i of the arrays is the payment
 -- record_payment(account_ids[i], amounts[i], received_dates[i],
 -- payment_references[i], methods[i], auto_apply) records, and the outcome is
@@ -194,16 +231,14 @@ COMMENT ON FUNCTION billing.apply_source(bigint, bigint, bigint, bigint, numeric
 --      same amount and date is that payment again and applies nothing;
 --   4. auto_apply: per account, the new payments in array order fill its open
 --      invoices and debit notes in the account's currency, oldest due date,
---      then oldest document, first (open_items).  Each payment covers an
---      interval of the running sum of payments and each document one of the
---      running sum of open amounts; what a payment gives a document is the
---      overlap of the two intervals, dated on the later of the two dates.
---      That is what apply_source gives one payment after another: an
---      allocation always takes the least of what the payment has left and the
---      document has open; only its date can depend on the order, when the
---      document was paid and unapplied later (a reversal dated after the
---      allocation's date): such pairs, rare, are dated one by one in order,
---      as apply_source dates them;
+--      then oldest document, first, each dated on the later of payment and
+--      document (new_payment_allocations, over open_items).  That is what
+--      apply_source gives one payment after another: an allocation always
+--      takes the least of what the payment has left and the document has
+--      open; only its date can depend on the order, when the document was
+--      paid and unapplied after that date (a reversal dated later): then the
+--      planned allocations are dated one by one, in order, as apply_source
+--      dates them (rare: only accounts with such a reversal take that path);
 --   5. insert the allocations at once, in call order.
 CREATE FUNCTION billing.record_payments(account_ids bigint[], amounts numeric[], received_dates date[] DEFAULT NULL,
 										payment_references text[] DEFAULT NULL, methods text[] DEFAULT NULL,
@@ -333,30 +368,18 @@ BEGIN
 	WHERE x.is_new
 	ORDER BY x.payment_id;
 
-	IF auto_apply THEN
-		plan := ARRAY(
-			WITH pay AS (
-				SELECT x.ord, x.account_id, x.payment_id, x.currency, x.received_on, x.amount,
-					   sum(x.amount) OVER (PARTITION BY x.account_id ORDER BY x.ord) AS upto
-				FROM unnest(e_account, e_payment, e_currency, received_dates, e_amount, e_new) WITH ORDINALITY
-					 AS x (account_id, payment_id, currency, received_on, amount, is_new, ord)
-				WHERE x.is_new
-			), doc AS (
-				SELECT o.account_id, o.currency, o.id AS invoice_id, o.item_date, o.due_date, o.open_amount,
-					   sum(o.open_amount) OVER (PARTITION BY o.account_id, o.currency
-												ORDER BY o.due_date, o.item_date, o.id) AS upto
-				FROM billing.open_items('infinity', account_ids) o
-				WHERE o.kind = 'document' AND o.document_type IN ('invoice', 'debit_note') AND o.status = 'posted'
-				  AND o.open_amount > 0
-			)
-			SELECT ROW(NULL, p.account_id, d.invoice_id, p.payment_id, NULL,
-					   least(p.upto, d.upto) - greatest(p.upto - p.amount, d.upto - d.open_amount),
-					   greatest(p.received_on, d.item_date), NULL, NULL)::billing.allocation
-			FROM pay p
-			JOIN doc d ON d.account_id = p.account_id AND d.currency = p.currency
-					  AND d.upto - d.open_amount < p.upto AND p.upto - p.amount < d.upto
-			ORDER BY p.ord, d.due_date, d.item_date, d.invoice_id);
-
+	IF auto_apply AND NOT EXISTS (
+		-- no document of these accounts was unapplied after the earliest
+		-- payment's date: every allocation is dated as planned
+		SELECT 1 FROM billing.allocation r
+		WHERE r.account_id = ANY (account_ids) AND r.reverses_allocation_id IS NOT NULL
+		  AND r.allocated_on > (SELECT min(d) FROM unnest(received_dates) AS d)) THEN
+		INSERT INTO billing.allocation AS a (account_id, invoice_id, payment_id, amount, allocated_on)
+		SELECT x.account_id, x.invoice_id, x.payment_id, x.amount, x.allocated_on
+		FROM billing.new_payment_allocations(e_account, e_payment, e_currency, received_dates, e_amount, e_new) x;
+	ELSIF auto_apply THEN
+		plan := ARRAY(SELECT x FROM billing.new_payment_allocations(e_account, e_payment, e_currency, received_dates,
+																	e_amount, e_new) x);
 		-- a document unapplied after an allocation's date may not have its open
 		-- amount free on every date from then on: date those allocations as
 		-- apply_source does, in order, counting the ones planned before them
