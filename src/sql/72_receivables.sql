@@ -106,6 +106,22 @@ CREATE TRIGGER refund_append_only BEFORE UPDATE OR DELETE ON billing.refund
 
 -- Balances as of a date: the one place the receivable rules live.
 
+-- What leaves a money source (a payment, or a posted credit note): its
+-- allocations and its refunds, each positive and dated.  Inlined; a condition
+-- on payment_id or credit_note_id reaches the partial indexes of both tables.
+CREATE FUNCTION billing.source_movements(account_ids bigint[] DEFAULT NULL)
+	RETURNS TABLE (account_id bigint, payment_id bigint, credit_note_id bigint, moved_on date, amount numeric)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT a.account_id, a.payment_id, a.credit_note_id, a.allocated_on, a.amount FROM billing.allocation a
+	WHERE account_ids IS NULL OR a.account_id = ANY (account_ids)
+	UNION ALL
+	SELECT r.account_id, r.payment_id, r.credit_note_id, r.refunded_on, r.amount FROM billing.refund r
+	WHERE account_ids IS NULL OR r.account_id = ANY (account_ids);
+END;
+COMMENT ON FUNCTION billing.source_movements(bigint[]) IS
+	'Allocations from and refunds of payments and credit notes (positive, dated), optionally of some accounts only';
+
 -- Every open item of the book as of D (SPEC §6), set-based: each posted or
 -- void document dated <= D and each payment received <= D, with what is open
 -- of it, signed by its effect on what the customer owes.  Invoices and debit
@@ -114,8 +130,8 @@ CREATE TRIGGER refund_append_only BEFORE UPDATE OR DELETE ON billing.refund
 -- allocations from them + refunds of them; 0 once void.  Drafts and items
 -- dated after D are not items (callers read NULL).
 -- Documents and payments are two branches, each hash-joined to the sum of
--- the rows that move it (one branch per role an allocation or refund plays),
--- so each sum is no larger than its own items.  The function is inlined: a
+-- the rows that move it (allocations to it; what left it as a source), so
+-- each sum is no larger than its own items.  The function is inlined: a
 -- caller's equality on account_id, or on account_id, kind and id, reaches the
 -- indexes of every branch (the other kind's branch folds away), so one
 -- account or one document costs its own rows only.  account_ids, when given,
@@ -135,13 +151,8 @@ BEGIN ATOMIC
 			  WHERE a.allocated_on <= as_of
 				AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
 			  UNION ALL
-			  SELECT a.account_id, a.credit_note_id, a.amount FROM billing.allocation a
-			  WHERE a.credit_note_id IS NOT NULL AND a.allocated_on <= as_of
-				AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
-			  UNION ALL
-			  SELECT r.account_id, r.credit_note_id, r.amount FROM billing.refund r
-			  WHERE r.credit_note_id IS NOT NULL AND r.refunded_on <= as_of
-				AND (account_ids IS NULL OR r.account_id = ANY (account_ids))) AS m (account_id, invoice_id, amount)
+			  SELECT s.account_id, s.credit_note_id, s.amount FROM billing.source_movements(account_ids) s
+			  WHERE s.credit_note_id IS NOT NULL AND s.moved_on <= as_of) AS m (account_id, invoice_id, amount)
 		GROUP BY m.account_id, m.invoice_id
 	) AS u (account_id, invoice_id, moved) ON u.account_id = i.account_id AND u.invoice_id = i.invoice_id
 	WHERE i.status <> 'draft' AND i.invoice_date <= as_of
@@ -151,15 +162,9 @@ BEGIN ATOMIC
 		   -p.amount + coalesce(u.moved, 0)
 	FROM billing.payment p
 	LEFT JOIN (
-		SELECT m.account_id, m.payment_id, billing.money_sum(m.amount)
-		FROM (SELECT a.account_id, a.payment_id, a.amount FROM billing.allocation a
-			  WHERE a.payment_id IS NOT NULL AND a.allocated_on <= as_of
-				AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
-			  UNION ALL
-			  SELECT r.account_id, r.payment_id, r.amount FROM billing.refund r
-			  WHERE r.payment_id IS NOT NULL AND r.refunded_on <= as_of
-				AND (account_ids IS NULL OR r.account_id = ANY (account_ids))) AS m (account_id, payment_id, amount)
-		GROUP BY m.account_id, m.payment_id
+		SELECT s.account_id, s.payment_id, billing.money_sum(s.amount) FROM billing.source_movements(account_ids) s
+		WHERE s.payment_id IS NOT NULL AND s.moved_on <= as_of
+		GROUP BY s.account_id, s.payment_id
 	) AS u (account_id, payment_id, moved) ON u.account_id = p.account_id AND u.payment_id = p.payment_id
 	WHERE p.received_on <= as_of
 	  AND (account_ids IS NULL OR p.account_id = ANY (account_ids));

@@ -46,7 +46,7 @@ GRANT EXECUTE ON FUNCTION
 	billing.ar_aging(date, int[], text), billing.ar_aging_detail(date, int[], text),
 	billing.deferred_revenue(date), billing.check_integrity(), billing.preview_invoice(bigint, date),
 	billing.price_amount(bigint, numeric), billing.round_money(numeric, text), billing.allocate(numeric, numeric[], text),
-	billing.open_items(date, bigint[]), billing.money_sum(numeric),
+	billing.open_items(date, bigint[]), billing.source_movements(bigint[]), billing.money_sum(numeric),
 	billing.document_open_amount(billing.invoice, date), billing.payment_unapplied(billing.payment, date),
 	billing.recognized_amount(billing.revenue_schedule, billing.billing_period, date)
 	TO billing_reader;
