@@ -55,6 +55,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
 	billing.run_invoice_batch(date, boolean), billing.run_dunning(date),
 	billing.record_payment(bigint, numeric, date, text, text, boolean),
+	billing.record_payments(bigint[], numeric[], date[], text[], text[], boolean),
 	billing.apply_payment(bigint, bigint, numeric, date), billing.unapply(bigint, date),
 	billing.apply_credit_note(bigint, bigint, numeric, date), billing.post_invoice(bigint)
 	TO billing_operator;

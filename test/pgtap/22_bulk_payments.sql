@@ -7,7 +7,7 @@
 BEGIN;
 \ir include/session.sql
 
-SELECT plan(68);
+SELECT plan(70);
 
 \ir include/lookups.sql
 \ir include/bulk_payments.sql
@@ -263,6 +263,16 @@ SELECT is_empty(
 	  WHERE i.account_id = pg_temp.acct('d1') AND billing.invoice_balance(i.invoice_id, d::date) NOT BETWEEN 0 AND i.total$$,
 	'no document is open below zero or above its total on any day');
 SELECT is_empty($$SELECT * FROM billing.check_integrity()$$, 'integrity after the back-dated payments');
+
+------------------------------------------------------------------------------
+-- Who may call it: operators (who record payments), not PUBLIC
+------------------------------------------------------------------------------
+SELECT ok(has_function_privilege('billing_operator',
+		  'billing.record_payments(bigint[], numeric[], date[], text[], text[], boolean)', 'EXECUTE'),
+		  'billing_operator may call record_payments');
+SELECT ok(NOT has_function_privilege('public',
+		  'billing.record_payments(bigint[], numeric[], date[], text[], text[], boolean)', 'EXECUTE'),
+		  'PUBLIC may not');
 
 SELECT * FROM finish();
 ROLLBACK;
