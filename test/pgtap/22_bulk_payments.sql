@@ -7,7 +7,7 @@
 BEGIN;
 \ir include/session.sql
 
-SELECT plan(70);
+SELECT plan(72);
 
 \ir include/lookups.sql
 \ir include/bulk_payments.sql
@@ -45,19 +45,34 @@ FROM product, (VALUES ('bulk_eur', 'EUR', 40), ('bulk_usd', 'USD', 100)) v(code,
 WHERE product.code = 'bulk_plan';
 
 ------------------------------------------------------------------------------
--- The same random book twice: 150 payments one by one on 'seq', in one call
--- on 'blk'; the rows must be the same
+-- The same random book twice: 150 payments one by one on 'seq' (recorded,
+-- then applied by apply_payment: apply_source's loop, as record_payment did
+-- before), in one record_payments call on 'blk'; the rows must be the same
 ------------------------------------------------------------------------------
-DO $$ BEGIN PERFORM pg_temp.build_book('seq'); PERFORM pg_temp.build_book('blk'); END $$;
+DO $$ BEGIN PERFORM pg_temp.build_book('seq'); PERFORM pg_temp.build_book('blk'); PERFORM pg_temp.build_book('one'); END $$;
 CREATE TEMP TABLE batch ON COMMIT DROP AS SELECT * FROM pg_temp.batch();
 SELECT is_empty($$SELECT * FROM pg_temp.book_rows('seq') EXCEPT ALL SELECT * FROM pg_temp.book_rows('blk')$$,
 				'the two books start the same');
 SELECT ok((SELECT count(*) FROM batch WHERE reference IS NOT NULL GROUP BY g, reference ORDER BY 1 DESC LIMIT 1) > 1,
 		  'the batch repeats references');
+-- one by one as record_payment did before it used record_payments: recorded,
+-- then (when new) applied by apply_source's own oldest-due-first loop
+CREATE FUNCTION pg_temp.record_and_apply(acct bigint, amount numeric, received_on date, ref text, method text)
+	RETURNS billing.payment LANGUAGE plpgsql AS $$
+DECLARE
+	recorded boolean := EXISTS (SELECT 1 FROM billing.payment p WHERE p.account_id = acct AND p.reference = ref);
+	pay billing.payment;
+BEGIN
+	pay := billing.record_payment(acct, amount, received_on, ref, method, auto_apply => false);
+	IF NOT recorded THEN
+		PERFORM billing.apply_payment(pay.payment_id);
+	END IF;
+	RETURN pay;
+END $$;
 CREATE TEMP TABLE seq_result ON COMMIT DROP AS
 SELECT b.ord, p.* FROM batch b
-CROSS JOIN LATERAL billing.record_payment(pg_temp.acct(pg_temp.bk('seq', b.g)), b.amount, b.received_on, b.reference,
-										  b.method) p
+CROSS JOIN LATERAL pg_temp.record_and_apply(pg_temp.acct(pg_temp.bk('seq', b.g)), b.amount, b.received_on, b.reference,
+											b.method) p
 ORDER BY b.ord;
 CREATE TEMP TABLE blk_result ON COMMIT DROP AS
 SELECT row_number() OVER () AS ord, p.*
@@ -72,7 +87,19 @@ SELECT is_empty(
 	$$(SELECT * FROM pg_temp.book_rows('seq') EXCEPT ALL SELECT * FROM pg_temp.book_rows('blk'))
 	  UNION ALL
 	  (SELECT * FROM pg_temp.book_rows('blk') EXCEPT ALL SELECT * FROM pg_temp.book_rows('seq'))$$,
-	'the same payments and allocations (amounts, dates, documents, order) as 150 record_payment calls');
+	'the same payments and allocations (amounts, dates, documents, order) as 150 payments applied one by one');
+CREATE TEMP TABLE one_result ON COMMIT DROP AS
+SELECT b.ord, p.* FROM batch b
+CROSS JOIN LATERAL billing.record_payment(pg_temp.acct(pg_temp.bk('one', b.g)), b.amount, b.received_on, b.reference,
+										  b.method) p
+ORDER BY b.ord;
+SELECT is((SELECT count(*) FROM one_result), 150::bigint,
+		  'the batch once more, on ''one'', by record_payment calls (each a one-element record_payments)');
+SELECT is_empty(
+	$$(SELECT * FROM pg_temp.book_rows('seq') EXCEPT ALL SELECT * FROM pg_temp.book_rows('one'))
+	  UNION ALL
+	  (SELECT * FROM pg_temp.book_rows('one') EXCEPT ALL SELECT * FROM pg_temp.book_rows('seq'))$$,
+	'record_payment one by one writes the same rows too');
 SELECT is_empty(
 	$$SELECT s.ord FROM seq_result s JOIN blk_result b USING (ord)
 	  WHERE (s.amount, s.currency, s.received_on, s.reference, s.method) IS DISTINCT FROM
