@@ -106,42 +106,90 @@ CREATE TRIGGER refund_append_only BEFORE UPDATE OR DELETE ON billing.refund
 
 -- Balances as of a date: the one place the receivable rules live.
 
--- Open amount of a document as of D (SPEC §6): NULL before its date or while
--- a draft; 0 once void; invoices and debit notes total - allocations to them;
--- credit notes -(credit left) = total + allocations from them + refunds.
-CREATE FUNCTION billing.document_open_amount(doc billing.invoice, as_of date) RETURNS numeric
+-- What leaves a money source (a payment, or a posted credit note): its
+-- allocations and its refunds, each positive and dated.  Inlined; a condition
+-- on payment_id or credit_note_id reaches the partial indexes of both tables.
+CREATE FUNCTION billing.source_movements(account_ids bigint[] DEFAULT NULL)
+	RETURNS TABLE (account_id bigint, payment_id bigint, credit_note_id bigint, moved_on date, amount numeric)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-	SELECT CASE
-		WHEN doc.status = 'draft' OR doc.invoice_date > as_of THEN NULL
-		WHEN doc.voided_on <= as_of THEN 0
-		WHEN doc.document_type = 'credit_note' THEN
-			doc.total
-			+ coalesce((SELECT sum(a.amount) FROM billing.allocation a
-						WHERE a.account_id = doc.account_id AND a.credit_note_id = doc.invoice_id AND a.allocated_on <= as_of), 0)
-			+ coalesce((SELECT sum(r.amount) FROM billing.refund r
-						WHERE r.account_id = doc.account_id AND r.credit_note_id = doc.invoice_id AND r.refunded_on <= as_of), 0)
-		ELSE
-			doc.total
-			- coalesce((SELECT sum(a.amount) FROM billing.allocation a
-						WHERE a.account_id = doc.account_id AND a.invoice_id = doc.invoice_id AND a.allocated_on <= as_of), 0)
-	END;
+	SELECT a.account_id, a.payment_id, a.credit_note_id, a.allocated_on, a.amount FROM billing.allocation a
+	WHERE account_ids IS NULL OR a.account_id = ANY (account_ids)
+	UNION ALL
+	SELECT r.account_id, r.payment_id, r.credit_note_id, r.refunded_on, r.amount FROM billing.refund r
+	WHERE account_ids IS NULL OR r.account_id = ANY (account_ids);
 END;
-COMMENT ON FUNCTION billing.document_open_amount(billing.invoice, date) IS
-	'Open amount of a document as of a date: invoices and debit notes what is owed, credit notes the unapplied credit as a negative number';
+COMMENT ON FUNCTION billing.source_movements(bigint[]) IS
+	'Allocations from and refunds of payments and credit notes (positive, dated), optionally of some accounts only';
 
--- Unapplied part of a payment as of D: amount - allocations - refunds (NULL before it was received).
-CREATE FUNCTION billing.payment_unapplied(pay billing.payment, as_of date) RETURNS numeric
+-- Every open item of the book as of D (SPEC §6), set-based: each posted or
+-- void document dated <= D and each payment received <= D, with what is open
+-- of it, signed by its effect on what the customer owes.  Invoices and debit
+-- notes: total - allocations to them; credit notes: -(credit left) = total +
+-- allocations from them + refunds of them; payments: -(unapplied) = -amount +
+-- allocations from them + refunds of them; 0 once void.  Drafts and items
+-- dated after D are not items (callers read NULL).
+-- Documents and payments are two branches, each hash-joined to the sum of
+-- the rows that move it (allocations to it; what left it as a source), so
+-- each sum is no larger than its own items.  The function is inlined: a
+-- caller's equality on account_id, or on account_id, kind and id, reaches the
+-- indexes of every branch (the other kind's branch folds away), so one
+-- account or one document costs its own rows only.  account_ids, when given,
+-- restricts every branch to those accounts (a list does not propagate across
+-- a join as an equality does).
+CREATE FUNCTION billing.open_items(as_of date, account_ids bigint[] DEFAULT NULL)
+	RETURNS TABLE (account_id bigint, kind text, id bigint, document_type text, document_number text,
+				   currency text, item_date date, due_date date, status text, open_amount numeric)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
-	SELECT CASE WHEN pay.received_on > as_of THEN NULL ELSE
-		pay.amount
-		- coalesce((SELECT sum(a.amount) FROM billing.allocation a
-					WHERE a.account_id = pay.account_id AND a.payment_id = pay.payment_id AND a.allocated_on <= as_of), 0)
-		- coalesce((SELECT sum(r.amount) FROM billing.refund r
-					WHERE r.account_id = pay.account_id AND r.payment_id = pay.payment_id AND r.refunded_on <= as_of), 0)
-	END;
+	SELECT i.account_id, 'document', i.invoice_id, i.document_type, i.document_number, i.currency, i.invoice_date,
+		   i.due_date, i.status, CASE WHEN i.voided_on <= as_of THEN 0 ELSE i.total + coalesce(u.moved, 0) END
+	FROM billing.invoice i
+	LEFT JOIN (
+		SELECT m.account_id, m.invoice_id, billing.money_sum(m.amount)
+		FROM (SELECT a.account_id, a.invoice_id, -a.amount FROM billing.allocation a
+			  WHERE a.allocated_on <= as_of
+				AND (account_ids IS NULL OR a.account_id = ANY (account_ids))
+			  UNION ALL
+			  SELECT s.account_id, s.credit_note_id, s.amount FROM billing.source_movements(account_ids) s
+			  WHERE s.credit_note_id IS NOT NULL AND s.moved_on <= as_of) AS m (account_id, invoice_id, amount)
+		GROUP BY m.account_id, m.invoice_id
+	) AS u (account_id, invoice_id, moved) ON u.account_id = i.account_id AND u.invoice_id = i.invoice_id
+	WHERE i.status <> 'draft' AND i.invoice_date <= as_of
+	  AND (account_ids IS NULL OR i.account_id = ANY (account_ids))
+	UNION ALL
+	SELECT p.account_id, 'payment', p.payment_id, 'payment', p.reference, p.currency, p.received_on, NULL, 'posted',
+		   -p.amount + coalesce(u.moved, 0)
+	FROM billing.payment p
+	LEFT JOIN (
+		SELECT s.account_id, s.payment_id, billing.money_sum(s.amount) FROM billing.source_movements(account_ids) s
+		WHERE s.payment_id IS NOT NULL AND s.moved_on <= as_of
+		GROUP BY s.account_id, s.payment_id
+	) AS u (account_id, payment_id, moved) ON u.account_id = p.account_id AND u.payment_id = p.payment_id
+	WHERE p.received_on <= as_of
+	  AND (account_ids IS NULL OR p.account_id = ANY (account_ids));
 END;
+COMMENT ON FUNCTION billing.open_items(date, bigint[]) IS
+	'Every posted or void document (kind document, id its invoice_id) and every payment (kind payment, id its payment_id) as of a date with its open amount (owed positive, credit negative, void 0), optionally of some accounts only: the one definition of the open-amount rule';
+
+-- One item of open_items, for callers holding a row.  PL/pgSQL, so the lookup
+-- is planned once per session (a generic plan: the keys reach the indexes as
+-- parameters), not once per calling statement as a SQL function would be.
+CREATE FUNCTION billing.document_open_amount(doc billing.invoice, as_of date) RETURNS numeric
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+	RETURN (SELECT o.open_amount FROM billing.open_items(as_of) o
+			WHERE o.account_id = doc.account_id AND o.kind = 'document' AND o.id = doc.invoice_id);
+END $$;
+COMMENT ON FUNCTION billing.document_open_amount(billing.invoice, date) IS
+	'Open amount of a document as of a date: invoices and debit notes what is owed, credit notes the unapplied credit as a negative number; NULL before its date or while a draft, 0 once void';
+
+CREATE FUNCTION billing.payment_unapplied(pay billing.payment, as_of date) RETURNS numeric
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+	RETURN (SELECT -o.open_amount FROM billing.open_items(as_of) o
+			WHERE o.account_id = pay.account_id AND o.kind = 'payment' AND o.id = pay.payment_id);
+END $$;
 COMMENT ON FUNCTION billing.payment_unapplied(billing.payment, date) IS
 	'Unapplied part of a payment as of a date: amount less allocations and refunds; NULL before it was received';
 
@@ -209,12 +257,9 @@ BEGIN
 		RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	-- in the account's currency: documents in other currencies are not summed into it
-	RETURN coalesce((SELECT sum(billing.document_open_amount(i, as_of))
-					 FROM billing.invoice i JOIN billing.account a ON a.account_id = i.account_id
-					 WHERE i.account_id = account_balance.account_id AND i.status <> 'draft' AND i.currency = a.currency), 0)
-		 - coalesce((SELECT sum(billing.payment_unapplied(p, as_of))
-					 FROM billing.payment p JOIN billing.account a ON a.account_id = p.account_id
-					 WHERE p.account_id = account_balance.account_id AND p.currency = a.currency), 0);
+	RETURN coalesce((SELECT sum(o.open_amount)
+					 FROM billing.open_items(as_of) o JOIN billing.account a ON a.account_id = o.account_id
+					 WHERE o.account_id = account_balance.account_id AND o.currency = a.currency), 0);
 END $$;
 COMMENT ON FUNCTION billing.account_balance(bigint, date) IS
 	'What the account owes as of a date, in its currency: open invoices and debit notes minus unapplied payments and credit notes';

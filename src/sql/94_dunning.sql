@@ -54,16 +54,21 @@ BEGIN
 		WHERE i.status = 'posted' AND i.document_type IN ('invoice', 'debit_note') AND i.due_date < as_of));
 
 	FOR due IN
+		-- the open overdue documents, found once for the book (not per level)
+		WITH overdue AS MATERIALIZED (
+			SELECT o.account_id, o.id AS invoice_id FROM billing.open_items(as_of) o
+			WHERE o.kind = 'document' AND o.document_type IN ('invoice', 'debit_note') AND o.status = 'posted'
+			  AND o.due_date < as_of AND o.open_amount > 0
+		)
 		SELECT i.account_id, i.invoice_id, i.document_number, i.currency, l.level, l.fee_amount, l.hold_billing
-		FROM billing.invoice i
+		FROM overdue o
+		JOIN billing.invoice i ON i.account_id = o.account_id AND i.invoice_id = o.invoice_id
 		JOIN billing.dunning_level l ON as_of - i.due_date >= l.days_overdue
-		WHERE i.status = 'posted' AND i.document_type IN ('invoice', 'debit_note') AND i.invoice_date <= as_of
-		  -- fee debit notes are not dunned themselves
-		  AND NOT EXISTS (SELECT 1 FROM billing.dunning_notice n
+		-- fee debit notes are not dunned themselves
+		WHERE NOT EXISTS (SELECT 1 FROM billing.dunning_notice n
 						  WHERE n.account_id = i.account_id AND n.fee_invoice_id = i.invoice_id)
 		  AND NOT EXISTS (SELECT 1 FROM billing.dunning_notice n
 						  WHERE n.account_id = i.account_id AND n.invoice_id = i.invoice_id AND n.level = l.level)
-		  AND billing.document_open_amount(i, as_of) > 0
 		ORDER BY i.account_id, i.invoice_id, l.level
 	LOOP
 		SELECT * INTO acct FROM billing.account a WHERE a.account_id = due.account_id;

@@ -3,11 +3,12 @@
 CREATE VIEW billing.invoice_report AS
 SELECT i.invoice_id, i.document_number, i.document_type, i.status, i.account_id, a.external_key, a.name AS account_name,
 	   i.invoice_date, i.due_date, i.currency, i.subtotal, i.tax_total, i.total,
-	   billing.document_open_amount(i, CURRENT_DATE) AS open_amount,
+	   o.open_amount,
 	   CASE WHEN i.document_type <> 'credit_note' AND i.status = 'posted' THEN CURRENT_DATE - i.due_date END AS days_overdue,
 	   i.batch_id, i.corrects_invoice_id, i.credit_kind, i.reason, i.voided_on, i.void_reason
 FROM billing.invoice i
 JOIN billing.account a ON a.account_id = i.account_id
+LEFT JOIN billing.open_items(CURRENT_DATE) o ON o.account_id = i.account_id AND o.kind = 'document' AND o.id = i.invoice_id
 WHERE i.status <> 'draft';
 COMMENT ON VIEW billing.invoice_report IS 'Posted and void documents with their open amount today';
 COMMENT ON COLUMN billing.invoice_report.invoice_id IS 'Document id';

@@ -46,6 +46,7 @@ GRANT EXECUTE ON FUNCTION
 	billing.ar_aging(date, int[], text), billing.ar_aging_detail(date, int[], text),
 	billing.deferred_revenue(date), billing.check_integrity(), billing.preview_invoice(bigint, date),
 	billing.price_amount(bigint, numeric), billing.round_money(numeric, text), billing.allocate(numeric, numeric[], text),
+	billing.open_items(date, bigint[]), billing.source_movements(bigint[]), billing.money_sum(numeric),
 	billing.document_open_amount(billing.invoice, date), billing.payment_unapplied(billing.payment, date),
 	billing.recognized_amount(billing.revenue_schedule, billing.billing_period, date)
 	TO billing_reader;
@@ -54,6 +55,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
 	billing.run_invoice_batch(date, boolean), billing.run_dunning(date),
 	billing.record_payment(bigint, numeric, date, text, text, boolean),
+	billing.record_payments(bigint[], numeric[], date[], text[], text[], boolean),
 	billing.apply_payment(bigint, bigint, numeric, date), billing.unapply(bigint, date),
 	billing.apply_credit_note(bigint, bigint, numeric, date), billing.post_invoice(bigint)
 	TO billing_operator;
