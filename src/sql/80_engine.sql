@@ -73,13 +73,12 @@ BEGIN
 			   billing.start_cycle_day(s.bill_cycle_day, a.bill_cycle_day, s.start_date) AS start_cycle_day,
 			   CASE WHEN full_history THEN s.start_date
 					ELSE least(coalesce(s.billed_through, s.start_date), coalesce(s.reconcile_from, 'infinity')) END AS window_from
-		FROM billing.subscription s
+		FROM billing.subscriptions_of(account_ids) s
 		JOIN billing.account a ON a.account_id = s.account_id
 		WHERE (full_history OR billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, target_date))
 		  AND s.start_date <= target_date
 		  AND NOT a.billing_hold AND NOT s.billing_hold
 		  AND (s.next_bill_date_override IS NULL OR s.next_bill_date_override <= target_date)
-		  AND (account_ids IS NULL OR s.account_id = ANY (account_ids))
 	),
 	-- the timeline as segments [seg_start, seg_end) of constant terms
 	segment_raw AS (

@@ -23,16 +23,14 @@ DECLARE
 	first_credit_note bigint;
 BEGIN
 	PERFORM billing.lock_accounts(ARRAY(
-		SELECT DISTINCT s.account_id FROM billing.subscription s
-		WHERE billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, target_date)
-		  AND (account_ids IS NULL OR s.account_id = ANY (account_ids))));
+		SELECT DISTINCT s.account_id FROM billing.subscriptions_of(account_ids) s
+		WHERE billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, target_date)));
 
 	-- the start terms of subscriptions billed for the first time join the timeline
 	PERFORM billing.record_start_terms(x.account_ids, x.subscription_ids)
 	FROM (SELECT array_agg(s.account_id) AS account_ids, array_agg(s.subscription_id) AS subscription_ids
-		  FROM billing.subscription s
-		  WHERE s.last_target_date IS NULL AND s.start_date <= target_date
-			AND (account_ids IS NULL OR s.account_id = ANY (account_ids))) x
+		  FROM billing.subscriptions_of(account_ids) s
+		  WHERE s.last_target_date IS NULL AND s.start_date <= target_date) x
 	WHERE x.subscription_ids IS NOT NULL;
 
 	IF to_regclass('pg_temp.billing_due') IS NOT NULL THEN

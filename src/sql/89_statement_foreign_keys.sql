@@ -2,9 +2,10 @@
 --
 -- A row-level foreign key check runs one query per new row and key: a run
 -- writing a million lines (three keys each) spent most of its time there.
--- On the tables below the foreign keys stay declared, so their parent-side
--- triggers still refuse deleting or re-keying a referenced row, and pg_dump
--- still restores parents first; only the child-side per-row checks
+-- On the tables below (invoices, lines, the timeline, allocations) the
+-- foreign keys stay declared, so their parent-side triggers still refuse
+-- deleting or re-keying a referenced row, and pg_dump still restores parents
+-- first; only the child-side per-row checks
 -- (RI_FKey_check_ins/_upd) are disabled.  billing.check_foreign_keys() does
 -- their work once per statement: for each key it finds the referenced rows
 -- with one semi-join and locks them FOR KEY SHARE, as the per-row checks
@@ -75,7 +76,7 @@ DECLARE
 	t regclass;
 	tg name;
 BEGIN
-	FOREACH t IN ARRAY ARRAY['billing.invoice', 'billing.invoice_line', 'billing.subscription_change']::regclass[]
+	FOREACH t IN ARRAY ARRAY['billing.invoice', 'billing.invoice_line', 'billing.subscription_change', 'billing.allocation']::regclass[]
 	LOOP
 		EXECUTE format('CREATE TRIGGER check_foreign_keys_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
 					   'FOR EACH STATEMENT EXECUTE FUNCTION billing.check_foreign_keys()', t);
