@@ -44,7 +44,7 @@
 #   3. CALL billing.run_invoice_batch_chunked('2026-10-31', 1000), BENCH_RUNS
 #      times, each on a fresh copy of the template (it commits);
 #   4. on the last chunked copy (the run committed): BENCH_PAYMENTS calls of
-#      billing.record_payment(..., auto_apply => true) in one statement
+#      billing.record_payments(..., auto_apply => true), one bulk call
 #      (BEGIN ... ROLLBACK), against the floor of writing the same payment
 #      and allocation rows; then, with the payments committed,
 #      billing.ar_aging('2026-11-30') against a plain GROUP BY of the same
@@ -720,7 +720,7 @@ mapfile -t scenario_names < <(printf '%s\n' "${SCENARIOS[@]}")
 	mapfile -t v < <(cell chunked c_secs); row "chunked: CALL run_invoice_batch_chunked(.., $CHUNK_ACCOUNTS) (s)" "${v[@]}"
 	mapfile -t v < <(cell chunked c_chunked_ratio); row "  chunked / single run (fresh copy, commits)" "${v[@]}"
 	mapfile -t v < <(cell mem c_mem); row "peak RssAnon MB: run / second (growth) / chunked / by hand" "${v[@]}"
-	mapfile -t v < <(cell payments c_secs); row "payments: record_payment(.., auto_apply) x N (s)" "${v[@]}"
+	mapfile -t v < <(cell payments c_secs); row "payments: record_payments(.., auto_apply), N in one call (s)" "${v[@]}"
 	mapfile -t v < <(cell payments c_pay_rows); row "  payments / allocations" "${v[@]}"
 	mapfile -t v < <(cell payments_floor c_secs); row "  floor: INSERT ... SELECT of the same rows (s)" "${v[@]}"
 	mapfile -t v < <(cell payments c_pay_ratio); row "  payments / floor" "${v[@]}"
