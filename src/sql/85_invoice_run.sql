@@ -12,7 +12,7 @@ SET search_path = pg_catalog, pg_temp
 -- 1000 rows); compiling them with JIT takes seconds and saves nothing
 SET jit = off
 -- sorts of a run's lines fit in memory (see billing.due_items)
-SET work_mem = '32MB'
+SET work_mem = '16MB'
 AS $$
 DECLARE
 	doc_accounts bigint[];
