@@ -159,6 +159,32 @@ RETURN CASE document_type WHEN 'invoice' THEN 'INV-' WHEN 'credit_note' THEN 'CN
 	   || pg_catalog.lpad(number::text, 6, '0');
 COMMENT ON FUNCTION billing.format_document_number(text, bigint) IS 'Document number text: INV-000001, CN-000001, DN-000001 (the one place the prefixes are defined)';
 
+-- The numbers of documents being posted: a block of each series, taken in a
+-- fixed order of the series (their rows are the locks), and within a type
+-- the next number for each document in id order.  The one place documents
+-- are numbered (post_documents, and runs that post what they write).
+CREATE FUNCTION billing.number_documents(account_ids bigint[], invoice_ids bigint[], document_types text[])
+	RETURNS TABLE (account_id bigint, invoice_id bigint, document_number text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	doc_type text;
+	doc_count bigint;
+	first_number bigint;
+BEGIN
+	FOR doc_type, doc_count IN
+		SELECT d.document_type, count(*) FROM unnest(document_types) AS d(document_type) GROUP BY 1 ORDER BY 1
+	LOOP
+		first_number := billing.take_document_numbers(doc_type, doc_count);
+		RETURN QUERY
+		SELECT d.account_id, d.invoice_id,
+			   billing.format_document_number(doc_type, first_number + row_number() OVER (ORDER BY d.invoice_id) - 1)
+		FROM unnest(account_ids, invoice_ids, document_types) AS d(account_id, invoice_id, document_type)
+		WHERE d.document_type = doc_type;
+	END LOOP;
+END $$;
+COMMENT ON FUNCTION billing.number_documents(bigint[], bigint[], text[]) IS
+	'Takes the numbers of documents being posted: one block per series in a fixed order, numbers in document id order';
+
 -- Posted and void documents are immutable, but for voiding a posted one.
 CREATE FUNCTION billing.invoice_guard_posted() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

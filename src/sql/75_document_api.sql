@@ -41,31 +41,22 @@ COMMENT ON FUNCTION billing.total_documents(bigint[], bigint[]) IS
 CREATE FUNCTION billing.post_documents(account_ids bigint[], invoice_ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	doc_type text;
-	n bigint;
-	first_number bigint;
+	draft_accounts bigint[];
+	draft_ids bigint[];
+	draft_types text[];
 BEGIN
 	PERFORM billing.total_documents(account_ids, invoice_ids);
-	-- series locked in a fixed order (credit_note, debit_note, invoice)
-	FOR doc_type, n IN
-		SELECT i.document_type, count(*)
-		FROM unnest(account_ids, invoice_ids) AS d(account_id, invoice_id)
-		JOIN billing.invoice i ON i.account_id = d.account_id AND i.invoice_id = d.invoice_id
-		WHERE i.status = 'draft'
-		GROUP BY i.document_type
-		ORDER BY i.document_type
-	LOOP
-		first_number := billing.take_document_numbers(doc_type, n);
-		UPDATE billing.invoice i
-		SET status = 'posted',
-			posted_at = pg_catalog.now(),
-			document_number = billing.format_document_number(doc_type, first_number + d.seq - 1)
-		FROM (SELECT i2.account_id, i2.invoice_id, row_number() OVER (ORDER BY i2.invoice_id) AS seq
-			  FROM unnest(account_ids, invoice_ids) AS d2(account_id, invoice_id)
-			  JOIN billing.invoice i2 ON i2.account_id = d2.account_id AND i2.invoice_id = d2.invoice_id
-			  WHERE i2.status = 'draft' AND i2.document_type = doc_type) d
-		WHERE i.account_id = d.account_id AND i.invoice_id = d.invoice_id;
-	END LOOP;
+	SELECT array_agg(i.account_id), array_agg(i.invoice_id), array_agg(i.document_type)
+	INTO draft_accounts, draft_ids, draft_types
+	FROM unnest(account_ids, invoice_ids) AS d(account_id, invoice_id)
+	JOIN billing.invoice i ON i.account_id = d.account_id AND i.invoice_id = d.invoice_id
+	WHERE i.status = 'draft';
+	UPDATE billing.invoice i
+	SET status = 'posted',
+		posted_at = pg_catalog.now(),
+		document_number = n.document_number
+	FROM billing.number_documents(draft_accounts, draft_ids, draft_types) n
+	WHERE i.account_id = n.account_id AND i.invoice_id = n.invoice_id;
 END $$;
 COMMENT ON FUNCTION billing.post_documents(bigint[], bigint[]) IS
 	'Posts draft documents: totals from lines, due dates, gapless numbers in id order';

@@ -17,10 +17,7 @@ AS $$
 DECLARE
 	doc_accounts bigint[];
 	doc_ids bigint[];
-	doc_type text;
-	doc_count bigint;
-	first_invoice bigint;
-	first_credit_note bigint;
+	doc_types text[];
 BEGIN
 	PERFORM billing.lock_accounts(ARRAY(
 		SELECT DISTINCT s.account_id FROM billing.subscriptions_of(account_ids) s
@@ -61,33 +58,26 @@ BEGIN
 		  ORDER BY d.account_id, d.currency) h;
 	ANALYZE billing_new_documents;
 
+	-- posting: the documents' numbers (none taken for drafts)
 	IF auto_post THEN
-		-- series locked in a fixed order (credit_note, invoice), as post_documents does
-		FOR doc_type, doc_count IN
-			SELECT n.document_type, count(*) FROM billing_new_documents n GROUP BY 1 ORDER BY 1
-		LOOP
-			IF doc_type = 'credit_note' THEN
-				first_credit_note := billing.take_document_numbers(doc_type, doc_count);
-			ELSE
-				first_invoice := billing.take_document_numbers(doc_type, doc_count);
-			END IF;
-		END LOOP;
+		SELECT array_agg(n.account_id ORDER BY n.invoice_id), array_agg(n.invoice_id ORDER BY n.invoice_id),
+			   array_agg(n.document_type ORDER BY n.invoice_id)
+		INTO doc_accounts, doc_ids, doc_types
+		FROM billing_new_documents n;
 	END IF;
 
 	INSERT INTO billing.invoice AS i
 		(invoice_id, account_id, batch_id, document_type, document_number, status, invoice_date, due_date, currency,
 		 subtotal, tax_total, total, posted_at)
-	SELECT n.invoice_id, n.account_id, bill_accounts.batch_id, n.document_type,
-		   CASE WHEN auto_post
-				THEN billing.format_document_number(n.document_type,
-						 CASE n.document_type WHEN 'credit_note' THEN first_credit_note ELSE first_invoice END
-						 + row_number() OVER (PARTITION BY n.document_type ORDER BY n.invoice_id) - 1) END,
+	SELECT n.invoice_id, n.account_id, bill_accounts.batch_id, n.document_type, num.document_number,
 		   CASE WHEN auto_post THEN 'posted' ELSE 'draft' END,
 		   target_date, billing.document_due_date(n.document_type, target_date, a.payment_terms_days), n.currency,
 		   n.subtotal, n.tax_total, n.subtotal + n.tax_total,
 		   CASE WHEN auto_post THEN pg_catalog.now() END
 	FROM billing_new_documents n
 	JOIN billing.account a ON a.account_id = n.account_id
+	LEFT JOIN billing.number_documents(doc_accounts, doc_ids, doc_types) num
+		   ON num.account_id = n.account_id AND num.invoice_id = n.invoice_id
 	ORDER BY n.invoice_id;
 
 	-- the lines of a posted document all come in this one statement, summing to
@@ -102,13 +92,8 @@ BEGIN
 	WHERE d.item = 'line'
 	ORDER BY d.account_id, d.currency, d.line_number;
 
-	IF auto_post THEN
-		SELECT array_agg(n.account_id ORDER BY n.invoice_id), array_agg(n.invoice_id ORDER BY n.invoice_id)
-		INTO doc_accounts, doc_ids
-		FROM billing_new_documents n;
-		IF doc_ids IS NOT NULL THEN
-			PERFORM billing.apply_account_credit(doc_accounts, doc_ids);
-		END IF;
+	IF doc_ids IS NOT NULL THEN
+		PERFORM billing.apply_account_credit(doc_accounts, doc_ids);
 	END IF;
 
 	-- watermarks: keep a reconcile_from that moved while we ran (late usage)
