@@ -58,12 +58,10 @@ COMMENT ON COLUMN billing.ar_aging_report.unapplied IS 'Unapplied payments and c
 COMMENT ON COLUMN billing.ar_aging_report.total IS 'Balance: the sum of the buckets';
 
 CREATE VIEW billing.revenue_by_month AS
-SELECT s.period_month, i.currency, i.account_id, sum(s.amount) AS revenue
-FROM billing.revenue_schedule s
-JOIN billing.invoice_line l ON l.account_id = s.account_id AND l.line_id = s.line_id
-JOIN billing.invoice i ON i.account_id = l.account_id AND i.invoice_id = l.invoice_id
-WHERE i.status = 'posted'
-GROUP BY s.period_month, i.currency, i.account_id;
+SELECT r.period_month, r.currency, r.account_id, sum(r.amount) AS revenue
+FROM billing.line_revenue r
+WHERE r.status = 'posted'
+GROUP BY r.period_month, r.currency, r.account_id;
 COMMENT ON VIEW billing.revenue_by_month IS 'Recognized revenue by calendar month, currency and account (posted, non-void documents)';
 COMMENT ON COLUMN billing.revenue_by_month.period_month IS 'First day of the month';
 COMMENT ON COLUMN billing.revenue_by_month.currency IS 'Currency';
@@ -71,13 +69,10 @@ COMMENT ON COLUMN billing.revenue_by_month.account_id IS 'Account id';
 COMMENT ON COLUMN billing.revenue_by_month.revenue IS 'Revenue recognized in the month';
 
 CREATE VIEW billing.mrr_by_month AS
-SELECT s.period_month, i.currency, sum(s.amount) AS mrr, count(DISTINCT l.subscription_id) AS subscriptions
-FROM billing.revenue_schedule s
-JOIN billing.invoice_line l ON l.account_id = s.account_id AND l.line_id = s.line_id
-JOIN billing.invoice i ON i.account_id = l.account_id AND i.invoice_id = l.invoice_id
-JOIN billing.price p ON p.price_id = l.price_id
-WHERE i.status = 'posted' AND p.charge_type = 'recurring' AND l.kind IN ('recurring', 'proration')
-GROUP BY s.period_month, i.currency;
+SELECT r.period_month, r.currency, sum(r.amount) AS mrr, count(DISTINCT r.subscription_id) AS subscriptions
+FROM billing.line_revenue r
+WHERE r.status = 'posted' AND r.charge_type = 'recurring' AND r.kind IN ('recurring', 'proration')
+GROUP BY r.period_month, r.currency;
 COMMENT ON VIEW billing.mrr_by_month IS 'Monthly recurring revenue: revenue of recurring charges (and their prorations) recognized in each month; an annual plan counts a twelfth a month';
 COMMENT ON COLUMN billing.mrr_by_month.period_month IS 'First day of the month';
 COMMENT ON COLUMN billing.mrr_by_month.currency IS 'Currency';

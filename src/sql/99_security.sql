@@ -48,7 +48,7 @@ GRANT EXECUTE ON FUNCTION
 	billing.price_amount(bigint, numeric), billing.round_money(numeric, text), billing.allocate(numeric, numeric[], text),
 	billing.open_items(date, bigint[]), billing.source_movements(bigint[]), billing.money_sum(numeric),
 	billing.document_open_amount(billing.invoice, date), billing.payment_unapplied(billing.payment, date),
-	billing.recognized_amount(billing.revenue_schedule, billing.billing_period, date)
+	billing.recognized_amount(date, numeric, billing.billing_period, date)
 	TO billing_reader;
 
 -- operator: runs batches and dunning, records and applies payments
