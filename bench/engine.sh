@@ -211,6 +211,28 @@ phase() { printf '\\! echo %s > %s\n' "$2" "$RESULTS/tmp/$1.phase"; } # phase TA
 
 # run_session DB TAG: runs $RESULTS/<scenario>/TAG.sql into TAG.log with the
 # memory sampler on its backend (samples in TAG.mem).  Dies on an error.
+# The floor statements of a figure: one INSERT ... SELECT per table from its
+# staging copy into bench_floor.<table>, planned once with EXPLAIN ANALYZE,
+# then BENCH_RUNS timed runs (each table's time as "@@t floor_<table>"),
+# all rolled back; the floor tables are left empty.
+floor_script() { # floor_script TABLE...
+	local r t
+	echo "TRUNCATE $(printf 'bench_floor.%s, ' "$@" | sed 's/, $//');"
+	echo 'BEGIN;'
+	for t in "$@"; do echo "EXPLAIN (ANALYZE, BUFFERS) ${Q_FLOOR_INSERT//@T@/$t};"; done
+	echo 'ROLLBACK;'
+	for r in $(seq 1 "$BENCH_RUNS"); do
+		echo 'BEGIN;'
+		echo '\timing on'
+		for t in "$@"; do
+			echo "\\echo @@t floor_$t"
+			echo "${Q_FLOOR_INSERT//@T@/$t};"
+		done
+		echo '\timing off'
+		echo 'ROLLBACK;'
+	done
+}
+
 run_session() {
 	local db=$1 tag=$2 rc=0
 	local script=$SC_DIR/$tag.sql log=$SC_DIR/$tag.log
@@ -425,24 +447,7 @@ measure_floor() {
 	rm -f "$RESULTS/tmp/$SC.invoice.copy" "$RESULTS/tmp/$SC.invoice_line.copy"
 	{
 		session_head floor
-		echo 'TRUNCATE bench_floor.invoice, bench_floor.invoice_line;'
-		echo 'BEGIN;'
-		for t in invoice invoice_line; do
-			echo "EXPLAIN (ANALYZE, BUFFERS) ${Q_FLOOR_INSERT//@T@/$t};"
-		done
-		echo 'ROLLBACK;'
-		for r in $(seq 1 "$BENCH_RUNS"); do
-			echo 'TRUNCATE bench_floor.invoice, bench_floor.invoice_line;'
-			echo 'BEGIN;'
-			echo '\timing on'
-			for t in invoice invoice_line; do
-				echo "\\echo @@t floor_$t"
-				echo "${Q_FLOOR_INSERT//@T@/$t};"
-			done
-			echo '\timing off'
-			echo 'ROLLBACK;'
-		done
-		echo 'TRUNCATE bench_floor.invoice, bench_floor.invoice_line;'
+		floor_script invoice invoice_line
 	} >"$SC_DIR/floor.sql"
 	run_session "$work" floor
 	local sums=() a b
@@ -562,21 +567,7 @@ measure_payments() {
 			echo 'ROLLBACK;'
 			echo 'VACUUM;'
 		done
-		echo 'BEGIN;'
-		for t in payment allocation; do echo "EXPLAIN (ANALYZE, BUFFERS) ${Q_FLOOR_INSERT//@T@/$t};"; done
-		echo 'ROLLBACK;'
-		for r in $(seq 1 "$BENCH_RUNS"); do
-			echo 'TRUNCATE bench_floor.payment, bench_floor.allocation;'
-			echo 'BEGIN;'
-			echo '\timing on'
-			for t in payment allocation; do
-				echo "\\echo @@t floor_$t"
-				echo "${Q_FLOOR_INSERT//@T@/$t};"
-			done
-			echo '\timing off'
-			echo 'ROLLBACK;'
-		done
-		echo 'TRUNCATE bench_floor.payment, bench_floor.allocation;'
+		floor_script payment allocation
 		# the payments stay, for the aging figure
 		echo "$Q_PAYMENTS;"
 		echo 'VACUUM ANALYZE;'
