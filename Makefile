@@ -17,8 +17,9 @@ OBJS = \
 # The install script is assembled from the SQL sources in src/sql, in file-name order.
 SQL_SOURCES = $(sort $(wildcard src/sql/*.sql))
 DATA_built  = billing--$(EXTVERSION).sql
-# Upgrade scripts are committed as they are.
-DATA        = $(filter-out billing--$(EXTVERSION).sql,$(wildcard billing--*--*.sql))
+# Committed as they are: the install scripts of released versions (frozen,
+# so that upgrades from them can be tested) and the upgrade scripts.
+DATA        = $(filter-out billing--$(EXTVERSION).sql,$(wildcard billing--*.sql))
 
 # pg_regress: sql/*.sql against expected/*.out
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))

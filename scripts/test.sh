@@ -18,8 +18,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TEST_ONLY=${TEST_ONLY:-}
 case $TEST_ONLY in
-	'' | regress | isolation | pgtap | cron | dump) ;;
-	*) die "TEST_ONLY must be one of: regress, isolation, pgtap, cron, dump (got '$TEST_ONLY')" ;;
+	'' | regress | isolation | pgtap | cron | dump | upgrade) ;;
+	*) die "TEST_ONLY must be one of: regress, isolation, pgtap, cron, dump, upgrade (got '$TEST_ONLY')" ;;
 esac
 
 TOTAL_PASSED=0
@@ -216,6 +216,54 @@ suite_dump() {
 	fi
 }
 
+# Upgrades: every released version (a committed billing--X.sql) is installed,
+# given the demo data, and updated to the current version with ALTER EXTENSION
+# UPDATE.  Its catalog must equal a fresh install's, its data must stay
+# healthy, and a run for the demo's date must bill nothing again.
+suite_upgrade() {
+	local log=$CLUSTER_LOGS/upgrade.out fresh=billing_upgrade_fresh old passed=0 failed=0 names=""
+	local current
+	current=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$REPO_ROOT/billing.control")
+	: >"$log"
+	recreate_db "$fresh" >>"$log" 2>&1 &&
+		psql -X -q -v ON_ERROR_STOP=1 -d "$fresh" -c 'CREATE EXTENSION billing' >>"$log" 2>&1 &&
+		psql -X -At -d "$fresh" -f "$REPO_ROOT/test/upgrade/catalog.sql" >"$CLUSTER_LOGS/catalog_fresh.txt" 2>>"$log" ||
+		{ STEP_ERRORS+=("upgrade:fresh_install"); return; }
+	for old in $(cd "$REPO_ROOT" && ls billing--*.sql | sed -n 's/^billing--\([0-9.]*\)\.sql$/\1/p'); do
+		[ "$old" != "$current" ] || continue
+		local db=billing_upgrade_from_${old//./_} ok=1
+		say "upgrade: $old with the demo data -> $current"
+		{
+			recreate_db "$db" &&
+				psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION billing VERSION '$old'" &&
+				psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$REPO_ROOT/scripts/demo.sql" &&
+				psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c 'ALTER EXTENSION billing UPDATE'
+		} >>"$log" 2>&1 || ok=0
+		if [ "$ok" = 1 ]; then
+			psql -X -At -d "$db" -f "$REPO_ROOT/test/upgrade/catalog.sql" >"$CLUSTER_LOGS/catalog_from_$old.txt" 2>>"$log"
+			if ! diff "$CLUSTER_LOGS/catalog_fresh.txt" "$CLUSTER_LOGS/catalog_from_$old.txt" >>"$log"; then
+				say "upgrade: the catalog updated from $old differs from a fresh $current (diff in $log)"; ok=0
+			fi
+			if [ "$(psql -X -At -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'billing'" 2>>"$log")" != "$current" ]; then
+				say "upgrade: $old was not updated to $current"; ok=0
+			fi
+			if [ "$(psql -X -At -d "$db" -c 'SELECT count(*) FROM billing.check_integrity()' 2>>"$log")" != 0 ]; then
+				say "upgrade: check_integrity() reports findings after the update from $old"; ok=0
+			fi
+			if [ "$(psql -X -At -d "$db" -c "SELECT lines FROM billing.run_invoice_batch('2026-11-01')" 2>>"$log")" != 0 ]; then
+				say "upgrade: a run after the update from $old billed again"; ok=0
+			fi
+		fi
+		if [ "$ok" = 1 ]; then
+			passed=$((passed + 1))
+		else
+			tail -20 "$log"
+			failed=$((failed + 1)); names+="${names:+ }from_$old"
+		fi
+	done
+	record upgrade "$passed" "$failed" "$names" "see $log"
+}
+
 finish() {
 	echo
 	say "Summary"
@@ -245,4 +293,5 @@ if wanted isolation; then suite_isolation; fi
 if wanted pgtap; then suite_pgtap; fi
 if wanted cron; then suite_cron; fi
 if wanted dump; then suite_dump; fi
+if wanted upgrade; then suite_upgrade; fi
 finish
