@@ -18,17 +18,19 @@ DECLARE
 	doc_accounts bigint[];
 	doc_ids bigint[];
 	doc_types text[];
+	start_accounts bigint[];
+	start_subscriptions bigint[];
 BEGIN
 	PERFORM billing.lock_accounts(ARRAY(
 		SELECT DISTINCT s.account_id FROM billing.subscriptions_of(account_ids) s
 		WHERE billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, target_date)));
 
-	-- the start terms of subscriptions billed for the first time join the timeline
-	PERFORM billing.record_start_terms(x.account_ids, x.subscription_ids)
-	FROM (SELECT array_agg(s.account_id) AS account_ids, array_agg(s.subscription_id) AS subscription_ids
-		  FROM billing.subscriptions_of(account_ids) s
-		  WHERE s.last_target_date IS NULL AND s.start_date <= target_date) x
-	WHERE x.subscription_ids IS NOT NULL;
+	-- subscriptions billed for the first time: their start terms join the
+	-- timeline (written below; until then the engine reads them from the row)
+	SELECT array_agg(s.account_id), array_agg(s.subscription_id)
+	INTO start_accounts, start_subscriptions
+	FROM billing.subscriptions_of(account_ids) s
+	WHERE s.last_target_date IS NULL AND s.start_date <= target_date;
 
 	IF to_regclass('pg_temp.billing_due') IS NOT NULL THEN
 		DROP TABLE pg_temp.billing_due;
@@ -80,6 +82,24 @@ BEGIN
 		   ON num.account_id = n.account_id AND num.invoice_id = n.invoice_id
 	ORDER BY n.invoice_id;
 
+	-- watermarks: keep a reconcile_from that moved while we ran (late usage).
+	-- Written before the lines and the start terms: a subscription this
+	-- transaction updated needs no FOR KEY SHARE lock from their key checks
+	-- (billing.check_foreign_keys).
+	UPDATE billing.subscription s
+	SET billed_through = w.billed_through,
+		next_due_date = w.next_due_date,
+		last_target_date = greatest(s.last_target_date, target_date),
+		reconcile_from = CASE WHEN s.reconcile_from IS NOT DISTINCT FROM w.seen_reconcile_from
+							  THEN NULL ELSE s.reconcile_from END,
+		next_bill_date_override = NULL
+	FROM billing_due w
+	WHERE w.item = 'watermark' AND s.account_id = w.account_id AND s.subscription_id = w.subscription_id;
+
+	IF start_subscriptions IS NOT NULL THEN
+		PERFORM billing.record_start_terms(start_accounts, start_subscriptions);
+	END IF;
+
 	-- the lines of a posted document all come in this one statement, summing to
 	-- its totals: the only way billing.invoice_line_guard_insert lets them in
 	INSERT INTO billing.invoice_line
@@ -95,17 +115,6 @@ BEGIN
 	IF doc_ids IS NOT NULL THEN
 		PERFORM billing.apply_account_credit(doc_accounts, doc_ids);
 	END IF;
-
-	-- watermarks: keep a reconcile_from that moved while we ran (late usage)
-	UPDATE billing.subscription s
-	SET billed_through = w.billed_through,
-		next_due_date = w.next_due_date,
-		last_target_date = greatest(s.last_target_date, target_date),
-		reconcile_from = CASE WHEN s.reconcile_from IS NOT DISTINCT FROM w.seen_reconcile_from
-							  THEN NULL ELSE s.reconcile_from END,
-		next_bill_date_override = NULL
-	FROM billing_due w
-	WHERE w.item = 'watermark' AND s.account_id = w.account_id AND s.subscription_id = w.subscription_id;
 
 	UPDATE billing.invoice_batch b
 	SET accounts = b.accounts + (SELECT count(DISTINCT n.account_id) FROM billing_new_documents n),
