@@ -68,7 +68,7 @@ BEGIN
 	-- subscriptions with work due: a period due, a change to reconcile, or a first bill
 	candidate AS (
 		SELECT s.account_id, s.subscription_id, s.start_date, s.end_date, s.prorate_final_period,
-			   s.billed_through, s.reconcile_from, s.next_due_date,
+			   s.billed_through, s.reconcile_from, s.next_due_date, s.last_target_date,
 			   s.price_id, s.quantity, s.unit_amount,
 			   billing.start_cycle_day(s.bill_cycle_day, a.bill_cycle_day, s.start_date) AS start_cycle_day,
 			   CASE WHEN full_history THEN s.start_date
@@ -82,7 +82,7 @@ BEGIN
 	),
 	-- the timeline as segments [seg_start, seg_end) of constant terms
 	segment_raw AS (
-		SELECT c.account_id, c.subscription_id, c.window_from, c.end_date, c.prorate_final_period,
+		SELECT c.account_id, c.subscription_id, c.window_from, c.end_date, c.prorate_final_period, c.reconcile_from,
 			   ch.change_id, ch.price_id, ch.quantity, ch.unit_amount AS override_amount, ch.cycle_day,
 			   ch.effective_date AS seg_start,
 			   least(lead(ch.effective_date) OVER w, c.end_date) AS seg_end,
@@ -99,8 +99,11 @@ BEGIN
 			WHERE ch.account_id = c.account_id AND ch.subscription_id = c.subscription_id AND ch.kind <> 'cancel'
 			UNION ALL
 			-- start terms not yet written to the timeline: the subscription row's
+			-- (a run writes them when it first bills a subscription, so only
+			-- subscriptions never billed can lack them)
 			SELECT 0, c.price_id, c.quantity, c.unit_amount, c.start_cycle_day, c.start_date
-			WHERE NOT EXISTS (SELECT 1 FROM billing.subscription_change ch
+			WHERE c.last_target_date IS NULL
+			  AND NOT EXISTS (SELECT 1 FROM billing.subscription_change ch
 							  WHERE ch.account_id = c.account_id AND ch.subscription_id = c.subscription_id
 								AND ch.kind = 'start')) ch
 		JOIN billing.price p ON p.price_id = ch.price_id
@@ -126,13 +129,13 @@ BEGIN
 	-- terms with one cycle: [cycle_start, cycle_end), cycle day of their first segment
 	cycle AS (
 		SELECT g.account_id, g.subscription_id, g.cycle_no, g.window_from, g.end_date, g.prorate_final_period,
-			   g.currency, g.charge_type, g.billing_interval, g.interval_count, g.billing_timing, g.proration,
+			   g.reconcile_from, g.currency, g.charge_type, g.billing_interval, g.interval_count, g.billing_timing, g.proration,
 			   min(g.seg_start) AS cycle_start,
 			   CASE WHEN bool_or(g.seg_end IS NULL) THEN NULL ELSE max(g.seg_end) END AS cycle_end,
 			   max(g.first_cycle_day) AS cycle_day
 		FROM segment g
 		GROUP BY g.account_id, g.subscription_id, g.cycle_no, g.window_from, g.end_date, g.prorate_final_period,
-				 g.currency, g.charge_type, g.billing_interval, g.interval_count, g.billing_timing, g.proration
+				 g.reconcile_from, g.currency, g.charge_type, g.billing_interval, g.interval_count, g.billing_timing, g.proration
 	),
 	-- billing periods of recurring and usage terms in the window, up to the target date
 	period AS (
@@ -149,7 +152,7 @@ BEGIN
 	),
 	-- expected amount of each due period, multiplied first and rounded once
 	expected_recurring AS (
-		SELECT pe.account_id, pe.subscription_id, pe.currency, pe.whole,
+		SELECT pe.account_id, pe.subscription_id, pe.currency, pe.whole, pe.reconcile_from,
 			   min(billing.period_start(pe.period)) AS key_start,
 			   max(billing.period_end(pe.period)) AS key_end,
 			   billing.round_money(
@@ -172,16 +175,14 @@ BEGIN
 			   -- the terms of the period's last segment (one ordered aggregate, not four)
 			   (array_agg(ROW(g.price_id, g.quantity, g.unit_amount, g.product_name)::billing.period_terms
 						  ORDER BY g.seg_start DESC))[1] AS terms
-		FROM (SELECT pe.*,
-					 billing.reconcile_point(pe.whole, c.reconcile_from) AS reconcile_point
+		FROM (SELECT pe.*, billing.reconcile_point(pe.whole, pe.reconcile_from) AS reconcile_point
 			  FROM period pe
-			  JOIN candidate c ON c.account_id = pe.account_id AND c.subscription_id = pe.subscription_id
 			  WHERE pe.due AND pe.charge_type = 'recurring') pe
 		JOIN segment g ON g.account_id = pe.account_id AND g.subscription_id = pe.subscription_id
 					  AND g.cycle_no = pe.cycle_no
 					  AND g.seg_start < billing.period_end(pe.period)
 					  AND (g.seg_end IS NULL OR g.seg_end > billing.period_start(pe.period))
-		GROUP BY pe.account_id, pe.subscription_id, pe.currency, pe.whole
+		GROUP BY pe.account_id, pe.subscription_id, pe.currency, pe.whole, pe.reconcile_from
 	),
 	-- usage: quantities of the period's days (account time zone), rated over the whole period
 	expected_usage AS (
@@ -212,7 +213,7 @@ BEGIN
 	-- non-void lines of the candidates: period lines in the window, and one-time charges
 	billed_line AS (
 		SELECT l.account_id, l.subscription_id, l.kind, l.cycle_period, l.service_period, l.amount, l.price_id,
-			   d.currency
+			   d.currency, c.reconcile_from
 		FROM candidate c
 		CROSS JOIN LATERAL (
 			SELECT l.* FROM billing.invoice_line l
@@ -225,13 +226,13 @@ BEGIN
 	),
 	-- what they hold per period key ...
 	billed AS (
-		SELECT l.account_id, l.subscription_id, l.cycle_period AS whole,
+		SELECT l.account_id, l.subscription_id, l.cycle_period AS whole, l.reconcile_from,
 			   sum(l.amount) AS billed, count(*) AS lines, max(l.currency) AS currency, max(l.price_id) AS price_id,
 			   min(billing.period_start(l.service_period)) AS billed_start,
 			   max(billing.period_end(l.service_period)) AS billed_end
 		FROM billed_line l
 		WHERE l.cycle_period IS NOT NULL
-		GROUP BY l.account_id, l.subscription_id, l.cycle_period
+		GROUP BY l.account_id, l.subscription_id, l.cycle_period, l.reconcile_from
 	),
 	-- ... and for one-time charges
 	billed_one_time AS (
@@ -251,12 +252,13 @@ BEGIN
 	recurring_diff AS (
 		SELECT k.*,
 			   -- never before the key's first billed or expected day
-			   greatest(billing.reconcile_point(k.whole, c.reconcile_from),
+			   greatest(billing.reconcile_point(k.whole, k.reconcile_from),
 						coalesce(k.key_start, k.billed_start, billing.period_start(k.whole))) AS rp
 		FROM (SELECT coalesce(e.account_id, b.account_id) AS account_id,
 					 coalesce(e.subscription_id, b.subscription_id) AS subscription_id,
 					 coalesce(e.whole, b.whole) AS whole,
 					 coalesce(e.currency, b.currency) AS currency,
+					 coalesce(e.reconcile_from, b.reconcile_from) AS reconcile_from,
 					 e.key_start, e.key_end, coalesce(e.expected, 0) AS expected, coalesce(e.unchanged, 0) AS unchanged,
 					 coalesce((e.terms).price_id, b.price_id) AS price_id, (e.terms).quantity, (e.terms).unit_amount,
 					 coalesce((e.terms).product_name, 'subscription ' || coalesce(e.subscription_id, b.subscription_id)) AS product_name,
@@ -265,7 +267,6 @@ BEGIN
 			  FROM expected_recurring e
 			  FULL JOIN billed_recurring b
 				ON b.account_id = e.account_id AND b.subscription_id = e.subscription_id AND b.whole OPERATOR(billing.=) e.whole) k
-		JOIN candidate c ON c.account_id = k.account_id AND c.subscription_id = k.subscription_id
 	),
 	line AS (
 		-- first bill of a period (or re-bill after a void): one recurring line
