@@ -21,17 +21,6 @@ num_cmp(Numeric a, Numeric b)
 	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b)));
 }
 
-static void
-check_finite(Numeric amount, const char *what)
-{
-	if (numeric_is_nan(amount) || numeric_is_inf(amount))
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("%s must be a finite number", what),
-				 errdetail("%s is %s.", what,
-						   DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(amount))))));
-}
-
 /*
  * round_money(amount numeric, currency text)
  *		amount rounded half away from zero to the currency's minor unit, with
@@ -44,7 +33,7 @@ billing_round_money(PG_FUNCTION_ARGS)
 	Numeric		amount = PG_GETARG_NUMERIC(0);
 	int			minor_units = billing_currency_minor_units(fcinfo, PG_GETARG_TEXT_PP(1));
 
-	check_finite(amount, "amount");
+	numeric_check_finite(amount, "amount");
 	PG_RETURN_NUMERIC(numeric_round_n(amount, minor_units));
 }
 
@@ -103,7 +92,7 @@ billing_allocate(PG_FUNCTION_ARGS)
 	AllocPart  *parts;
 	Datum	   *result;
 
-	check_finite(total, "total");
+	numeric_check_finite(total, "total");
 	if (num_cmp(numeric_round_n(total, minor_units), total) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -134,7 +123,7 @@ billing_allocate(PG_FUNCTION_ARGS)
 					 errmsg("weights must not contain NULL"),
 					 errdetail("Weight %d of %d is NULL.", i + 1, n)));
 		w = DatumGetNumeric(elems[i]);
-		check_finite(w, "weight");
+		numeric_check_finite(w, "weight");
 		if (num_cmp(w, zero) < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

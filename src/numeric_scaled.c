@@ -211,3 +211,14 @@ numeric_pow10(int exponent)
 	}
 	return numeric_mul_n(n, int64_to_numeric(pow10_table[exponent]));
 }
+
+void
+numeric_check_finite(Numeric value, const char *what)
+{
+	if (numeric_is_nan(value) || numeric_is_inf(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("%s must be a finite number", what),
+				 errdetail("%s is %s.", what,
+						   DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value))))));
+}

@@ -33,6 +33,12 @@ extern Numeric numeric_pow10(int exponent);
  */
 extern Numeric numeric_div_round_trim(Numeric numerator, int64 denominator, int scale);
 
+/*
+ * Raise 22003 when an amount is NaN or infinite: money is a finite number.
+ * "what" names the argument in the message ("amount", "weight").
+ */
+extern void numeric_check_finite(Numeric value, const char *what);
+
 /* Digits kept by prorate() and prorate_agg(): exact to this many decimals. */
 #define PRORATE_RESULT_SCALE	20
 

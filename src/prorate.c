@@ -26,6 +26,7 @@ billing_prorate(PG_FUNCTION_ARGS)
 	int32		used = billing_period_overlap_days(part, whole);
 	int32		days = billing_period_days(whole);
 
+	numeric_check_finite(amount, "amount");
 	if (used == 0)
 		PG_RETURN_NUMERIC(int64_to_numeric(0));
 	if (used == days)

@@ -151,8 +151,12 @@ prorate_agg_transfn(PG_FUNCTION_ARGS)
 	if (numeric_datum_to_scaled_int64(PG_GETARG_DATUM(1), PRORATE_FAST_SCALE, &amount))
 		term->scaled += (int128) amount * used;
 	else
+	{
+		/* the exact path: any amount, but a finite one */
+		numeric_check_finite(PG_GETARG_NUMERIC(1), "amount");
 		term_add_exact(term, numeric_mul_n(PG_GETARG_NUMERIC(1), int64_to_numeric(used)),
 					   aggcontext);
+	}
 
 	PG_RETURN_POINTER(state);
 }

@@ -96,6 +96,7 @@ billing_revenue_months(PG_FUNCTION_ARGS)
 					 errmsg("minor units of a currency must be between 0 and 18"),
 					 errdetail("minor_units is %d", split->minor_units)));
 		split->amount = PG_GETARG_NUMERIC_COPY(0);
+		numeric_check_finite(split->amount, "amount");
 		split->exact = numeric_datum_to_scaled_int64(NumericGetDatum(split->amount),
 													 split->minor_units, &split->amount_units);
 		split->done = int64_to_numeric(0);
