@@ -215,14 +215,21 @@ phase() { printf '\\! echo %s > %s\n' "$2" "$RESULTS/tmp/$1.phase"; } # phase TA
 # staging copy into bench_floor.<table>, planned once with EXPLAIN ANALYZE,
 # then BENCH_RUNS timed runs (each table's time as "@@t floor_<table>"),
 # all rolled back; the floor tables are left empty.
+# Every run writes into empty tables: TRUNCATE inside its transaction gives
+# it fresh files, and its ROLLBACK keeps the next run from inserting next to
+# the dead rows and index entries of this one (which made later runs 2x
+# slower than the first).
 floor_script() { # floor_script TABLE...
-	local r t
-	echo "TRUNCATE $(printf 'bench_floor.%s, ' "$@" | sed 's/, $//');"
+	local r t truncate
+	truncate="TRUNCATE $(printf 'bench_floor.%s, ' "$@" | sed 's/, $//');"
+	echo "$truncate"
 	echo 'BEGIN;'
+	echo "$truncate"
 	for t in "$@"; do echo "EXPLAIN (ANALYZE, BUFFERS) ${Q_FLOOR_INSERT//@T@/$t};"; done
 	echo 'ROLLBACK;'
 	for r in $(seq 1 "$BENCH_RUNS"); do
 		echo 'BEGIN;'
+		echo "$truncate"
 		echo '\timing on'
 		for t in "$@"; do
 			echo "\\echo @@t floor_$t"

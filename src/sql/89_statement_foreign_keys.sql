@@ -57,7 +57,16 @@ DECLARE
 	own bigint;
 	locked bigint;
 	missing text;
+	saved_nestloop text;
 BEGIN
+	-- A transition table has no statistics: the planner guesses a few thousand
+	-- distinct keys and probes the parent's index once per key.  For a
+	-- statement of many rows (a run's million lines: 1M probes, 9 s) one hash
+	-- join over the parent is several times faster.
+	IF (SELECT count(*) FROM new_rows) > 10000 THEN
+		saved_nestloop := pg_catalog.current_setting('enable_nestloop');
+		PERFORM pg_catalog.set_config('enable_nestloop', 'off', true);
+	END IF;
 	FOR fk IN SELECT * FROM billing.foreign_key_sql(TG_RELID)
 	LOOP
 		-- the distinct keys once (MATCH SIMPLE: a key with a NULL column refers
@@ -83,6 +92,9 @@ BEGIN
 								  (SELECT relname FROM pg_catalog.pg_class WHERE oid = fk.parent)),
 				  SCHEMA = TG_TABLE_SCHEMA, TABLE = TG_TABLE_NAME, CONSTRAINT = fk.conname;
 	END LOOP;
+	IF saved_nestloop IS NOT NULL THEN
+		PERFORM pg_catalog.set_config('enable_nestloop', saved_nestloop, true);
+	END IF;
 	RETURN NULL;
 END $$;
 COMMENT ON FUNCTION billing.check_foreign_keys() IS
