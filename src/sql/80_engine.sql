@@ -215,13 +215,18 @@ BEGIN
 		SELECT l.account_id, l.subscription_id, l.kind, l.cycle_period, l.service_period, l.amount, l.price_id,
 			   d.currency, c.reconcile_from
 		FROM candidate c
+		-- index lookups per candidate (OFFSET 0 keeps the planner from turning
+		-- them into a hash join over every line ever billed: the cost follows
+		-- the subscriptions due, not the history)
 		CROSS JOIN LATERAL (
 			SELECT l.* FROM billing.invoice_line l
 			WHERE l.account_id = c.account_id AND l.subscription_id = c.subscription_id
 			  AND (l.kind = 'one_time'
-				   OR (l.cycle_period IS NOT NULL AND billing.period_end(l.cycle_period) > c.window_from))) l
+				   OR (l.cycle_period IS NOT NULL AND billing.period_end(l.cycle_period) > c.window_from))
+			OFFSET 0) l
 		CROSS JOIN LATERAL (SELECT i.status, i.currency FROM billing.invoice i
-							WHERE i.account_id = l.account_id AND i.invoice_id = l.invoice_id) d
+							WHERE i.account_id = l.account_id AND i.invoice_id = l.invoice_id
+							OFFSET 0) d
 		WHERE d.status <> 'void'
 	),
 	-- what they hold per period key ...
