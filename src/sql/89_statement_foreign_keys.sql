@@ -2,7 +2,7 @@
 --
 -- A row-level foreign key check runs one query per new row and key: a run
 -- writing a million lines (three keys each) spent most of its time there.
--- On the tables below (invoices, lines, the timeline, allocations) the
+-- On the tables below (invoices, lines, the timeline, allocations, payments) the
 -- foreign keys stay declared, so their parent-side triggers still refuse
 -- deleting or re-keying a referenced row, and pg_dump still restores parents
 -- first; only the child-side per-row checks
@@ -105,7 +105,8 @@ DECLARE
 	t regclass;
 	tg name;
 BEGIN
-	FOREACH t IN ARRAY ARRAY['billing.invoice', 'billing.invoice_line', 'billing.subscription_change', 'billing.allocation']::regclass[]
+	FOREACH t IN ARRAY ARRAY['billing.invoice', 'billing.invoice_line', 'billing.subscription_change', 'billing.allocation',
+							 'billing.payment']::regclass[]
 	LOOP
 		EXECUTE format('CREATE TRIGGER check_foreign_keys_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
 					   'FOR EACH STATEMENT EXECUTE FUNCTION billing.check_foreign_keys()', t);
