@@ -37,7 +37,7 @@ CREATE TRIGGER subscription_guard_terms
 
 -- Key checks do not lock parents this transaction wrote, and hash-join the
 -- parents of a large statement; a run updates its watermarks before writing
--- its start terms and lines, and computes what is due in slices of accounts;
+-- its start terms and lines;
 -- bulk payments sort in memory.
 CREATE OR REPLACE FUNCTION billing.check_foreign_keys() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -107,14 +107,10 @@ DECLARE
 	doc_types text[];
 	start_accounts bigint[];
 	start_subscriptions bigint[];
-	due_accounts bigint[];
-	slice_accounts constant int := 10000;
 BEGIN
-	due_accounts := ARRAY(
+	PERFORM billing.lock_accounts(ARRAY(
 		SELECT DISTINCT s.account_id FROM billing.subscriptions_of(account_ids) s
-		WHERE billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, target_date)
-		ORDER BY 1);
-	PERFORM billing.lock_accounts(due_accounts);
+		WHERE billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, target_date)));
 
 	-- subscriptions billed for the first time: their start terms join the
 	-- timeline (written below; until then the engine reads them from the row)
@@ -126,15 +122,8 @@ BEGIN
 	IF to_regclass('pg_temp.billing_due') IS NOT NULL THEN
 		DROP TABLE pg_temp.billing_due;
 	END IF;
-	-- What is due, in slices of accounts: each step of due_items holds a row
-	-- per subscription, and a slice's rows stay in memory where a whole
-	-- million would spill every step to disk.
-	CREATE TEMP TABLE billing_due OF billing.due_item ON COMMIT DROP;
-	FOR slice_no IN 0 .. (cardinality(due_accounts) - 1) / slice_accounts LOOP
-		INSERT INTO billing_due
-		SELECT * FROM billing.due_items(target_date,
-										due_accounts[slice_no * slice_accounts + 1 : (slice_no + 1) * slice_accounts]);
-	END LOOP;
+	CREATE TEMP TABLE billing_due ON COMMIT DROP AS
+	SELECT * FROM billing.due_items(target_date, account_ids);
 	-- statistics after the bulk load: planned at the default guess, the joins
 	-- below would sort and merge a million rows through disk
 	ANALYZE billing_due;
