@@ -183,6 +183,20 @@ suite_cron() {
 	if [ "$ok" = 1 ]; then record cron 1 0 ""; else record cron 0 1 "nightly_run"; fi
 }
 
+# A database holding the demo's book (restored, or updated to this version)
+# is healthy: check_integrity() finds nothing, and a run for the demo's last
+# date bills nothing again.  Returns non-zero, saying why, otherwise.
+demo_book_healthy() { # demo_book_healthy DB LOG LABEL
+	local db=$1 log=$2 label=$3 rc=0
+	if [ "$(psql -X -At -d "$db" -c 'SELECT count(*) FROM billing.check_integrity()' 2>>"$log")" != 0 ]; then
+		say "$label: check_integrity() reports findings"; rc=1
+	fi
+	if [ "$(psql -X -At -d "$db" -c "SELECT lines FROM billing.run_invoice_batch('2026-11-01')" 2>>"$log")" != 0 ]; then
+		say "$label: a run billed again"; rc=1
+	fi
+	return $rc
+}
+
 # pg_dump / restore: every table is registered with pg_extension_config_dump;
 # a restored database equals its source, stays healthy, and bills nothing twice.
 suite_dump() {
@@ -201,12 +215,7 @@ suite_dump() {
 		if ! diff "$CLUSTER_LOGS/dump_src.txt" "$CLUSTER_LOGS/dump_dst.txt" >>"$log"; then
 			say "dump: restored tables differ from the source"; ok=0
 		fi
-		if [ "$(psql -X -At -d "$dst" -c 'SELECT count(*) FROM billing.check_integrity()' 2>>"$log")" != 0 ]; then
-			say "dump: check_integrity() reports findings in the restored database"; ok=0
-		fi
-		if [ "$(psql -X -At -d "$dst" -c "SELECT lines FROM billing.run_invoice_batch('2026-11-01')" 2>>"$log")" != 0 ]; then
-			say "dump: a run in the restored database billed again"; ok=0
-		fi
+		demo_book_healthy "$dst" "$log" "dump: the restored database" || ok=0
 	fi
 	if [ "$ok" = 1 ]; then
 		record dump 1 0 ""
@@ -247,12 +256,7 @@ suite_upgrade() {
 			if [ "$(psql -X -At -d "$db" -c "SELECT extversion FROM pg_extension WHERE extname = 'billing'" 2>>"$log")" != "$current" ]; then
 				say "upgrade: $old was not updated to $current"; ok=0
 			fi
-			if [ "$(psql -X -At -d "$db" -c 'SELECT count(*) FROM billing.check_integrity()' 2>>"$log")" != 0 ]; then
-				say "upgrade: check_integrity() reports findings after the update from $old"; ok=0
-			fi
-			if [ "$(psql -X -At -d "$db" -c "SELECT lines FROM billing.run_invoice_batch('2026-11-01')" 2>>"$log")" != 0 ]; then
-				say "upgrade: a run after the update from $old billed again"; ok=0
-			fi
+			demo_book_healthy "$db" "$log" "upgrade: the database updated from $old" || ok=0
 		fi
 		if [ "$ok" = 1 ]; then
 			passed=$((passed + 1))
