@@ -10,6 +10,8 @@ OBJS = \
 	src/schedule.o \
 	src/prorate.o \
 	src/prorate_agg.o \
+	src/pricing.o \
+	src/due_items.o \
 	src/currency.o \
 	src/money.o \
 	src/revenue.o

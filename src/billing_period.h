@@ -60,4 +60,7 @@ billing_period_overlap_days(BillingPeriod a, BillingPeriod b)
 /* The one place a period is validated: in, recv, constructor and casts. */
 extern BillingPeriod billing_period_make(DateADT start, DateADT end);
 
+/* the text form, "[start,end)" in ISO dates: billing_period's output function */
+extern Datum billing_period_out(PG_FUNCTION_ARGS);
+
 #endif							/* BILLING_PERIOD_H */

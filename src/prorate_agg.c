@@ -21,6 +21,7 @@
 
 #include "billing_period.h"
 #include "numeric_scaled.h"
+#include "prorate_sum.h"
 
 /* Unit prices carry up to 6 decimals: those amounts take the fast path. */
 #define PRORATE_FAST_SCALE		6
@@ -34,14 +35,14 @@ typedef struct ProrateTerm
 	Numeric		exact;			/* Σ amount * used days off the fast path */
 } ProrateTerm;
 
-typedef struct ProrateAggState
+struct ProrateAggState
 {
 	int64		rows;			/* non-null input rows: NULL result iff 0 */
 	int			nterms;
 	int			maxterms;
 	int			last;			/* index of the last term used */
 	ProrateTerm *terms;			/* sorted by days */
-} ProrateAggState;
+};
 
 static ProrateAggState *
 state_create(MemoryContext aggcontext)
@@ -110,6 +111,41 @@ term_add_exact(ProrateTerm *term, Numeric amount, MemoryContext aggcontext)
 }
 
 /*
+ * Add amount * days(part ∩ whole) / days(whole), exactly; memory in cxt.
+ * Shared by the aggregate and the invoicing engine (prorate_sum.h).
+ */
+void
+prorate_sum_add(ProrateSum *state, Datum amount, BillingPeriod part, BillingPeriod whole,
+				MemoryContext cxt)
+{
+	int32		used;
+	int64		scaled;
+	ProrateTerm *term;
+
+	state->rows++;
+	used = billing_period_overlap_days(part, whole);
+	if (used == 0)
+		return;
+
+	term = state_term(state, billing_period_days(whole));
+	if (numeric_datum_to_scaled_int64(amount, PRORATE_FAST_SCALE, &scaled))
+		term->scaled += (int128) scaled * used;
+	else
+	{
+		/* the exact path: any amount, but a finite one */
+		numeric_check_finite(DatumGetNumeric(amount), "amount");
+		term_add_exact(term, numeric_mul_n(DatumGetNumeric(amount), int64_to_numeric(used)), cxt);
+	}
+}
+
+/* A new, empty sum in cxt. */
+ProrateSum *
+prorate_sum_create(MemoryContext cxt)
+{
+	return state_create(cxt);
+}
+
+/*
  * prorate_agg_transfn(state, amount, part, whole)
  */
 PG_FUNCTION_INFO_V1(prorate_agg_transfn);
@@ -118,11 +154,6 @@ prorate_agg_transfn(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcontext;
 	ProrateAggState *state;
-	BillingPeriod part,
-				whole;
-	int32		used;
-	int64		amount;
-	ProrateTerm *term;
 
 	if (!AggCheckCallContext(fcinfo, &aggcontext))
 		elog(ERROR, "prorate_agg_transfn called in non-aggregate context");
@@ -139,25 +170,8 @@ prorate_agg_transfn(PG_FUNCTION_ARGS)
 
 	if (state == NULL)
 		state = state_create(aggcontext);
-	state->rows++;
-
-	part = PG_GETARG_BILLING_PERIOD(2);
-	whole = PG_GETARG_BILLING_PERIOD(3);
-	used = billing_period_overlap_days(part, whole);
-	if (used == 0)
-		PG_RETURN_POINTER(state);
-
-	term = state_term(state, billing_period_days(whole));
-	if (numeric_datum_to_scaled_int64(PG_GETARG_DATUM(1), PRORATE_FAST_SCALE, &amount))
-		term->scaled += (int128) amount * used;
-	else
-	{
-		/* the exact path: any amount, but a finite one */
-		numeric_check_finite(PG_GETARG_NUMERIC(1), "amount");
-		term_add_exact(term, numeric_mul_n(PG_GETARG_NUMERIC(1), int64_to_numeric(used)),
-					   aggcontext);
-	}
-
+	prorate_sum_add(state, PG_GETARG_DATUM(1), PG_GETARG_BILLING_PERIOD(2),
+					PG_GETARG_BILLING_PERIOD(3), aggcontext);
 	PG_RETURN_POINTER(state);
 }
 
@@ -321,30 +335,24 @@ single_term_result(const ProrateTerm *term)
 }
 
 /*
- * prorate_agg_finalfn(state) -> numeric
- *		Σ numerator(days) / days, exact to PRORATE_RESULT_SCALE decimals;
- *		NULL over no rows, like sum().
+ * Σ numerator(days) / days, exact to PRORATE_RESULT_SCALE decimals; NULL
+ * over no rows, like sum().
  */
-PG_FUNCTION_INFO_V1(prorate_agg_finalfn);
-Datum
-prorate_agg_finalfn(PG_FUNCTION_ARGS)
+Numeric
+prorate_sum_result(const ProrateSum *state)
 {
-	ProrateAggState *state;
 	Numeric		result = int64_to_numeric(0);
 
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	state = (ProrateAggState *) PG_GETARG_POINTER(0);
 	if (state->rows == 0)
-		PG_RETURN_NULL();
+		return NULL;
 	if (state->nterms == 0)
-		PG_RETURN_NUMERIC(result);
+		return result;
 	if (state->nterms == 1 && state->terms[0].exact == NULL)
 	{
 		Numeric		fast = single_term_result(&state->terms[0]);
 
 		if (fast != NULL)
-			PG_RETURN_NUMERIC(fast);
+			return fast;
 	}
 
 	for (int i = 0; i < state->nterms; i++)
@@ -358,5 +366,22 @@ prorate_agg_finalfn(PG_FUNCTION_ARGS)
 							   numeric_div_round_trim(numerator, term->days, PRORATE_TERM_SCALE));
 	}
 	result = numeric_round_n(result, PRORATE_RESULT_SCALE);
-	PG_RETURN_DATUM(DirectFunctionCall1(numeric_trim_scale, NumericGetDatum(result)));
+	return DatumGetNumeric(DirectFunctionCall1(numeric_trim_scale, NumericGetDatum(result)));
+}
+
+/*
+ * prorate_agg_finalfn(state) -> numeric
+ */
+PG_FUNCTION_INFO_V1(prorate_agg_finalfn);
+Datum
+prorate_agg_finalfn(PG_FUNCTION_ARGS)
+{
+	Numeric		result;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	result = prorate_sum_result((ProrateAggState *) PG_GETARG_POINTER(0));
+	if (result == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_NUMERIC(result);
 }

@@ -262,13 +262,57 @@ billing_first_cycle_date(PG_FUNCTION_ARGS)
 
 typedef struct TermPeriodsState
 {
-	Cycle		cycle;
-	int64		k;				/* index of the next period */
-	DateADT		start;			/* first day of the terms */
-	DateADT		end;			/* first day without them, or DATEVAL_NOEND */
-	DateADT		until;			/* no period starting after this day */
+	TermPeriods periods;
 	TupleDesc	tupdesc;
 } TermPeriodsState;
+
+/*
+ * The billing periods of terms running [start, end) (end DATEVAL_NOEND:
+ * open) on the cycle of start and cycle_day (none: start's day), from the one
+ * containing "from" (DATEVAL_NOBEGIN: the first) through the last starting on
+ * or before "until".  Shared by cycle_periods() and the invoicing engine.
+ */
+void
+term_periods_init(TermPeriods *tp, DateADT start, bool has_cycle_day, int32 cycle_day,
+				  CycleUnit unit, int32 count, DateADT from, DateADT end, DateADT until)
+{
+	if (!has_cycle_day)
+	{
+		int			y,
+					m;
+
+		j2date(start + POSTGRES_EPOCH_JDATE, &y, &m, &cycle_day);
+	}
+	cycle_init_subscription(&tp->cycle, start, unit, count, cycle_day);
+	tp->start = start;
+	tp->end = end;
+	tp->until = until;
+	if (end != DATEVAL_NOEND)
+		billing_check_date(end, "end_date");
+	billing_check_date(until, "until_date");
+	/* the first period: the one containing from_date, or the first one */
+	if (from != DATEVAL_NOBEGIN && from > start)
+	{
+		billing_check_date(from, "from_date");
+		tp->k = cycle_index_at(&tp->cycle, from);
+	}
+	else
+		tp->k = cycle_index_at(&tp->cycle, start);
+}
+
+/* The next period and its whole; false when there are no more. */
+bool
+term_periods_next(TermPeriods *tp, BillingPeriod *period, BillingPeriod *whole)
+{
+	whole->start = cycle_boundary(&tp->cycle, tp->k);
+	whole->end = cycle_boundary(&tp->cycle, tp->k + 1);
+	period->start = Max(whole->start, tp->start);
+	period->end = Min(whole->end, tp->end);
+	if (period->start >= period->end || period->start > tp->until)
+		return false;
+	tp->k++;
+	return true;
+}
 
 /*
  * cycle_periods(start_date, cycle_day, unit, count, from_date, end_date, until_date)
@@ -297,8 +341,6 @@ billing_cycle_periods(PG_FUNCTION_ARGS)
 	{
 		MemoryContext oldcontext;
 		TupleDesc	tupdesc;
-		DateADT		start;
-		int32		cycle_day;
 
 		funcctx = SRF_FIRSTCALL_INIT();
 		oldcontext = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
@@ -308,35 +350,14 @@ billing_cycle_periods(PG_FUNCTION_ARGS)
 					 errmsg("cycle_periods needs start_date, unit, count and until_date")));
 		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "cycle_periods must return a composite type");
-		start = PG_GETARG_DATEADT(0);
 		state = palloc(sizeof(TermPeriodsState));
 		state->tupdesc = BlessTupleDesc(tupdesc);
-		if (PG_ARGISNULL(1))
-		{
-			int			y,
-						m;
-
-			j2date(start + POSTGRES_EPOCH_JDATE, &y, &m, &cycle_day);
-		}
-		else
-			cycle_day = PG_GETARG_INT32(1);
-		cycle_init_subscription(&state->cycle, start,
-								cycle_unit_from_text(PG_GETARG_TEXT_PP(2)), PG_GETARG_INT32(3),
-								cycle_day);
-		state->start = start;
-		state->end = PG_ARGISNULL(5) ? DATEVAL_NOEND : PG_GETARG_DATEADT(5);
-		state->until = PG_GETARG_DATEADT(6);
-		if (!PG_ARGISNULL(5))
-			billing_check_date(state->end, "end_date");
-		billing_check_date(state->until, "until_date");
-		/* the first period: the one containing from_date, or the first one */
-		if (!PG_ARGISNULL(4) && PG_GETARG_DATEADT(4) > start)
-		{
-			billing_check_date(PG_GETARG_DATEADT(4), "from_date");
-			state->k = cycle_index_at(&state->cycle, PG_GETARG_DATEADT(4));
-		}
-		else
-			state->k = cycle_index_at(&state->cycle, start);
+		term_periods_init(&state->periods, PG_GETARG_DATEADT(0),
+						  !PG_ARGISNULL(1), PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1),
+						  cycle_unit_from_text(PG_GETARG_TEXT_PP(2)), PG_GETARG_INT32(3),
+						  PG_ARGISNULL(4) ? DATEVAL_NOBEGIN : PG_GETARG_DATEADT(4),
+						  PG_ARGISNULL(5) ? DATEVAL_NOEND : PG_GETARG_DATEADT(5),
+						  PG_GETARG_DATEADT(6));
 		funcctx->user_fctx = state;
 		MemoryContextSwitchTo(oldcontext);
 	}
@@ -344,13 +365,8 @@ billing_cycle_periods(PG_FUNCTION_ARGS)
 	funcctx = SRF_PERCALL_SETUP();
 	state = (TermPeriodsState *) funcctx->user_fctx;
 
-	whole.start = cycle_boundary(&state->cycle, state->k);
-	whole.end = cycle_boundary(&state->cycle, state->k + 1);
-	period.start = Max(whole.start, state->start);
-	period.end = Min(whole.end, state->end);
-	if (period.start >= period.end || period.start > state->until)
+	if (!term_periods_next(&state->periods, &period, &whole))
 		SRF_RETURN_DONE(funcctx);
-	state->k++;
 
 	values[0] = BillingPeriodGetDatum(period);
 	values[1] = BillingPeriodGetDatum(whole);

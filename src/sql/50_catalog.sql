@@ -214,21 +214,14 @@ END $$;
 COMMENT ON FUNCTION billing.tiered_amount(text, jsonb, numeric) IS
 	'Unrounded amount of a non-zero quantity under a tiered pricing model (graduated, volume); part of billing.pricing_amount';
 
--- The pricing rule, unrounded: what "quantity" costs for a full period.  A
--- plain SQL expression, so the planner inlines it into the engine's scans;
--- only tiered models call a function.
+-- The pricing rule, unrounded: what "quantity" costs for a full period
+-- (src/pricing.c; the engine rates usage with the same code).  Only tiered
+-- models call billing.tiered_amount().  A quantity of 0 costs 0 in every
+-- model, flat fees included.
 CREATE FUNCTION billing.pricing_amount(pricing_model text, unit_amount numeric, package_size numeric,
 									   tiers jsonb, quantity numeric)
 	RETURNS numeric
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE
-	WHEN quantity IS NULL THEN NULL
-	-- a quantity of 0 costs 0 in every model, flat fees included
-	WHEN quantity = 0 THEN 0
-	WHEN pricing_model = 'flat' THEN unit_amount
-	WHEN pricing_model = 'per_unit' THEN quantity * unit_amount
-	WHEN pricing_model = 'package' THEN ceil(quantity / package_size) * unit_amount
-	ELSE billing.tiered_amount(pricing_model, tiers, quantity) END;
+	AS 'MODULE_PATHNAME', 'billing_pricing_amount' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION billing.pricing_amount(text, numeric, numeric, jsonb, numeric) IS
 	'Unrounded amount of a quantity for one full period under a pricing model (flat, per_unit, package, graduated, volume); 0 for quantity 0';
 
