@@ -12,6 +12,7 @@ OBJS = \
 	src/prorate_agg.o \
 	src/pricing.o \
 	src/due_items.o \
+	src/run_statements.o \
 	src/currency.o \
 	src/money.o \
 	src/revenue.o

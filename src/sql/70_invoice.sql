@@ -108,7 +108,11 @@ CREATE TABLE billing.invoice_line (
 			 ELSE cycle_period IS NULL END)
 );
 CREATE INDEX invoice_line_invoice_idx ON billing.invoice_line (account_id, invoice_id, line_number);
-CREATE INDEX invoice_line_subscription_idx ON billing.invoice_line (account_id, subscription_id, cycle_period)
+-- A subscription's lines by the day their period key ends (infinity: no
+-- period, as one-time charges): a run reads only the lines of its window, by
+-- index, not every line a subscription was ever billed.
+CREATE INDEX invoice_line_subscription_idx
+	ON billing.invoice_line (account_id, subscription_id, coalesce(billing.period_end(cycle_period), 'infinity'))
 	WHERE subscription_id IS NOT NULL;
 COMMENT ON TABLE billing.invoice_line IS 'Lines of billing documents; charges positive, credits negative';
 COMMENT ON COLUMN billing.invoice_line.line_id IS 'Line id';
@@ -235,6 +239,10 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	doc billing.invoice;
 BEGIN
+	-- an invoice run's lines: summed into its documents' totals by the run
+	IF billing.run_statement_trusted() THEN
+		RETURN NULL;
+	END IF;
 	-- A non-draft document may receive lines only when this statement brings
 	-- all of them and they add up to its recorded totals: a pg_dump restore.
 	SELECT i.* INTO doc

@@ -5,7 +5,9 @@
 -- a line referring to a missing document, subscription or price raises 23503
 -- naming the constraint and writes nothing, also as one bad row among many and
 -- on UPDATE; deleting a referenced parent still raises 23503 (the parent-side
--- triggers are intact); valid bulk inserts and runs pass; the catalog holds
+-- triggers are intact); valid bulk inserts and runs pass; only a run (a
+-- superuser) can mark its own statements as trusted, and the mark ends with
+-- them; the catalog holds
 -- exactly the disabled row-level checks and the two statement triggers.
 -- (That the statement-level check locks the parents FOR KEY SHARE, so a
 -- concurrent delete waits, is test/specs/line_references.spec.)
@@ -14,7 +16,7 @@
 BEGIN;
 \ir include/session.sql
 
-SELECT plan(55);
+SELECT plan(67);
 
 \ir include/lookups.sql
 CREATE FUNCTION pg_temp.sub(key text) RETURNS bigint LANGUAGE sql STABLE
@@ -210,6 +212,57 @@ SELECT results_eq(
 SELECT throws_ok($$DELETE FROM subscription WHERE subscription_id = pg_temp.sub('r')$$,
 	'23503', 'update or delete on table "subscription" violates foreign key constraint "invoice_line_account_id_subscription_id_fkey" on table "invoice_line"',
 	'deleting a subscription a run billed: 23503 (its timeline rows would cascade, its lines do not)');
+
+------------------------------------------------------------------------------
+-- A run's own statements skip the checks (billing.trust_run_statements): the
+-- mark is the run's alone, and never outlives its statement
+------------------------------------------------------------------------------
+SELECT is(billing.run_statement_trusted(), false, 'after the run, no statement is marked as the run''s');
+SELECT pg_temp.refused($$
+	INSERT INTO invoice_line (account_id, invoice_id, line_number, subscription_id, price_id, kind, amount)
+	VALUES (pg_temp.acct('a'), pg_temp.draft('a'), 21, pg_temp.no_sub(), pg_temp.price('setup25'), 'one_time', 25.00)$$,
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_account_id_subscription_id_fkey"', 'a bad line in the run''s transaction, after the run');
+CREATE ROLE tap_lines_admin IN ROLE billing_admin;
+CREATE FUNCTION pg_temp.admin_try(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	result text;
+BEGIN
+	BEGIN
+		SET LOCAL ROLE tap_lines_admin;
+		EXECUTE q INTO result;
+		RAISE EXCEPTION 'undo' USING ERRCODE = 'P0099', DETAIL = coalesce(result, 'NULL');
+	EXCEPTION WHEN OTHERS THEN
+		GET STACKED DIAGNOSTICS result = PG_EXCEPTION_DETAIL;
+		RETURN CASE SQLSTATE WHEN 'P0099' THEN result ELSE SQLSTATE END;
+	END;
+END $$;
+SELECT is(pg_temp.admin_try($$SELECT billing.trust_run_statements(true)::text$$), 'false',
+	'billing_admin cannot mark its statements as a run''s: trust_run_statements returns false');
+SELECT is(pg_temp.admin_try($$
+	SELECT billing.trust_run_statements(true)::text || ' ' || billing.run_statement_trusted()::text$$), 'false false',
+	'... and nothing is marked');
+SELECT is(pg_temp.admin_try(format($$WITH t AS (SELECT billing.trust_run_statements(true))
+	INSERT INTO billing.invoice_line (account_id, invoice_id, line_number, subscription_id, price_id, kind, amount)
+	SELECT %s, %s, 22, %s, NULL, 'one_time', 25.00 FROM t RETURNING 'written'$$,
+	pg_temp.acct('a'), pg_temp.draft('a'), pg_temp.no_sub())), '23503',
+	'a bad line billing_admin writes after trying to mark it: 23503');
+SELECT is(billing.trust_run_statements(true), true, 'a superuser (the run''s SECURITY DEFINER functions) marks its statements');
+SELECT is(billing.run_statement_trusted(), true, '... which the checks then trust');
+SAVEPOINT marked_inside;
+SELECT is(billing.run_statement_trusted(), false, 'not in a subtransaction begun after the mark');
+ROLLBACK TO SAVEPOINT marked_inside;
+SAVEPOINT mark_then_fail;
+SELECT billing.trust_run_statements(true);
+ROLLBACK TO SAVEPOINT mark_then_fail;
+SELECT billing.trust_run_statements(false);
+SAVEPOINT mark_then_fail;
+SELECT billing.trust_run_statements(true);
+ROLLBACK TO SAVEPOINT mark_then_fail;
+SELECT is(billing.run_statement_trusted(), false, 'a mark set in a subtransaction that failed is gone');
+SELECT pg_temp.refused($$
+	INSERT INTO invoice_line (account_id, invoice_id, line_number, subscription_id, price_id, kind, amount)
+	VALUES (pg_temp.acct('a'), pg_temp.draft('a'), 23, pg_temp.no_sub(), pg_temp.price('setup25'), 'one_time', 25.00)$$,
+	'insert or update on table "invoice_line" violates foreign key constraint "invoice_line_account_id_subscription_id_fkey"', 'a bad line after that failed subtransaction');
 
 ------------------------------------------------------------------------------
 -- The catalog
