@@ -45,9 +45,11 @@
  * (tag): 1 a timeline row (terms from a date on; 0 as change_id: the
  * subscription row's start terms, not yet written to the timeline), 2 a
  * non-void billed line in the window (or a one-time charge), 3 a usage record
- * recent enough to fall in a period of the window.
+ * recent enough to fall in a period of the window.  The candidates come in key
+ * order from the primary key (merged with the accounts' by account_id, no
+ * sort); "%s" is the condition on the accounts of a chunk, or nothing.
  */
-static const char *const stream_query =
+static const char *const stream_query_format =
 "SELECT c.account_id, c.subscription_id, c.start_date, c.end_date, c.prorate_final_period,"
 "		c.billed_through, c.reconcile_from, c.next_due_date, c.window_from, c.tax_region, c.tax_exempt,"
 "		x.tag, x.change_id, x.day, x.cycle_day, x.price_id, x.quantity, x.unit_amount,"
@@ -59,9 +61,10 @@ static const char *const stream_query =
 "			   CASE WHEN $3 THEN s.start_date"
 "					ELSE least(coalesce(s.billed_through, s.start_date), coalesce(s.reconcile_from, 'infinity')) END"
 "				   AS window_from"
-"		FROM billing.subscriptions_of($2) s"
+"		FROM billing.subscription s"
 "		JOIN billing.account a ON a.account_id = s.account_id"
 "		WHERE ($3 OR billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, $1))"
+"		  %s"
 "		  AND s.start_date <= $1"
 "		  AND NOT a.billing_hold AND NOT s.billing_hold"
 "		  AND (s.next_bill_date_override IS NULL OR s.next_bill_date_override <= $1)"
@@ -170,6 +173,8 @@ typedef struct Engine
 	FmgrInfo	effective_tax_rate;
 	Tuplestorestate *out;
 	TupleDesc	out_desc;
+	Datum		item_line;		/* 'line' and 'watermark', made once */
+	Datum		item_watermark;
 	/* line numbers per currency of the current account */
 	int64		account_id;
 	int			ncounters;
@@ -620,7 +625,12 @@ build_segments(Engine *engine, Subscription *sub)
 	sub->nsegments = kept;
 }
 
-/* Terms with one cycle: one group per cycle, currency and proration rule. */
+/*
+ * Terms with one cycle: one group per cycle (and currency, which a
+ * subscription never changes).  A price with another proration rule on the
+ * same interval and timing continues the cycle: the rule is the period's own
+ * (build_periods).
+ */
 static int
 build_cycles(Subscription *sub, CycleGroup **cycles_out)
 {
@@ -634,8 +644,7 @@ build_cycles(Subscription *sub, CycleGroup **cycles_out)
 
 		for (int j = 0; j < ncycles; j++)
 			if (cycles[j].cycle_no == g->cycle_no &&
-				strcmp(cycles[j].price->currency, g->price->currency) == 0 &&
-				cycles[j].price->prorate_none == g->price->prorate_none)
+				strcmp(cycles[j].price->currency, g->price->currency) == 0)
 			{
 				y = &cycles[j];
 				break;
@@ -663,6 +672,20 @@ build_cycles(Subscription *sub, CycleGroup **cycles_out)
 	}
 	*cycles_out = cycles;
 	return ncycles;
+}
+
+/* Whether the terms of a cycle in effect on a day bill stubs as full periods. */
+static bool
+period_rule_is_none(Subscription *sub, int cycle_no, DateADT day)
+{
+	for (int k = 0; k < sub->nsegments; k++)
+	{
+		Segment    *g = &sub->segments[k];
+
+		if (g->cycle_no == cycle_no && g->start <= day && (g->end == DATEVAL_NOEND || g->end > day))
+			return g->price->prorate_none;
+	}
+	return false;
 }
 
 /* Billing periods of recurring and usage terms in the window, up to the target date. */
@@ -700,7 +723,12 @@ build_periods(Engine *engine, Subscription *sub, CycleGroup *cycles, int ncycles
 			pe->cycle = y;
 			pe->due = y->price->timing == 'a' ? period.start <= engine->target_date
 				: period.end <= engine->target_date;
-			pe->full = y->price->prorate_none ||
+			/*
+			 * charged as a full period: under the proration rule of the terms
+			 * in effect on its first day, or the final period of a
+			 * cancellation without proration
+			 */
+			pe->full = period_rule_is_none(sub, y->cycle_no, period.start) ||
 				(!sub->prorate_final_period && sub->end_date != DATEVAL_NOEND && period.end == sub->end_date);
 		}
 	}
@@ -1111,7 +1139,7 @@ emit_lines(Engine *engine, Subscription *sub)
 			: round_money(numeric_mul_n(l->amount, rate), l->minor_units);
 
 		memset(n, false, sizeof(n));
-		v[D_ITEM] = CStringGetTextDatum("line");
+		v[D_ITEM] = engine->item_line;
 		v[D_ACCOUNT_ID] = Int64GetDatum(sub->account_id);
 		v[D_SUBSCRIPTION_ID] = Int64GetDatum(sub->subscription_id);
 		v[D_CURRENCY] = CStringGetTextDatum(l->currency);
@@ -1203,7 +1231,7 @@ emit_watermark(Engine *engine, Subscription *sub, Period *periods, int nperiods)
 
 	memset(n, true, sizeof(n));
 	memset(v, 0, sizeof(v));
-	v[D_ITEM] = CStringGetTextDatum("watermark");
+	v[D_ITEM] = engine->item_watermark;
 	n[D_ITEM] = false;
 	v[D_ACCOUNT_ID] = Int64GetDatum(sub->account_id);
 	n[D_ACCOUNT_ID] = false;
@@ -1408,6 +1436,10 @@ billing_due_items(PG_FUNCTION_ARGS)
 	engine.account_id = -1;
 	engine.pricing.cxt = engine.cxt;
 	sub_cxt = AllocSetContextCreate(engine.cxt, "billing due_items subscription", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(engine.cxt);
+	engine.item_line = CStringGetTextDatum("line");
+	engine.item_watermark = CStringGetTextDatum("watermark");
+	MemoryContextSwitchTo(old);
 
 	fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure,
 											  CStringGetTextDatum("billing.effective_tax_rate(text,text,date)")));
@@ -1425,7 +1457,11 @@ billing_due_items(PG_FUNCTION_ARGS)
 	argnulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 	args[2] = BoolGetDatum(!PG_ARGISNULL(2) && PG_GETARG_BOOL(2));
 	args[3] = Int32GetDatum(usage_lookback_days(&engine));
-	portal = SPI_cursor_open_with_args(NULL, stream_query, 4, argtypes, args, argnulls, true, 0);
+	/* a whole run reads every subscription; a chunk its accounts' by index */
+	portal = SPI_cursor_open_with_args(NULL,
+									   psprintf(stream_query_format,
+												PG_ARGISNULL(1) ? "" : "AND s.account_id = ANY ($2)"),
+									   4, argtypes, args, argnulls, true, 0);
 	if (portal == NULL)
 		elog(ERROR, "opening the billing.due_items stream failed: %s", SPI_result_code_string(SPI_result));
 

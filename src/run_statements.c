@@ -1,15 +1,17 @@
 /*
  * run_statements.c
- *		Statements of an invoice run that the statement-level integrity
- *		triggers may trust.
+ *		Statements of the extension's own bulk writers that the
+ *		statement-level integrity triggers may trust.
  *
- * A run writes its documents and lines from rows it has just computed and
- * checked: documents of accounts it holds locked, totals summed from the very
- * lines it inserts next, lines of subscriptions whose watermarks it has just
- * updated, prices its timelines reference.  Checking those keys again costs a
- * join over every new row (7.6 s of a 1M-line run), to find what cannot be
- * missing.  The run marks its own statements; billing.check_foreign_keys()
- * and billing.invoice_line_guard_insert() return at once for them.
+ * An invoice run writes its documents and lines from rows it has just
+ * computed and checked: documents of accounts it holds locked, totals summed
+ * from the very lines it inserts next, lines of subscriptions whose watermarks
+ * it has just updated, prices its timelines reference.  record_payments
+ * writes payments of accounts it holds locked and allocations to their open
+ * documents.  Checking those keys again costs a join over every new row (7.6
+ * s of a 1M-line run), to find what cannot be missing.  The writers mark their
+ * own statements; billing.check_foreign_keys() and
+ * billing.invoice_line_guard_insert() return at once for them.
  *
  * The mark is the current top-level transaction and subtransaction, set only
  * by a superuser (the extension's SECURITY DEFINER run functions; anyone else
@@ -28,8 +30,8 @@ static SubTransactionId marked_subxid = InvalidSubTransactionId;
 
 /*
  * trust_run_statements(on boolean) -> boolean
- *		Mark (or unmark) what the current (sub)transaction does next as a run's
- *		own writes; true when the mark is set.
+ *		Mark (or unmark) what the current (sub)transaction does next as the
+ *		extension's own bulk writes; true when the mark is set.
  */
 PG_FUNCTION_INFO_V1(billing_trust_run_statements);
 Datum
@@ -46,7 +48,7 @@ billing_trust_run_statements(PG_FUNCTION_ARGS)
 
 /*
  * run_statement_trusted() -> boolean
- *		Whether the statement being checked is a run's own (see above).
+ *		Whether the statement being checked is a marked one (see above).
  */
 PG_FUNCTION_INFO_V1(billing_run_statement_trusted);
 Datum

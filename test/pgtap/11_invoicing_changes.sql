@@ -5,7 +5,7 @@
 BEGIN;
 \ir include/session.sql
 
-SELECT plan(82);
+SELECT plan(85);
 
 \ir include/lookups.sql
 CREATE FUNCTION pg_temp.sub(key text, price_code text DEFAULT NULL) RETURNS bigint LANGUAGE sql STABLE
@@ -326,6 +326,31 @@ SELECT results_eq($$SELECT * FROM pg_temp.billed('once')$$,
 SELECT is((SELECT sum(amount) FROM invoice_line WHERE account_id = pg_temp.acct('once') AND kind = 'one_time'), 10.00,
 	'the one-time charge was billed once');
 SELECT is_empty($$SELECT * FROM billing.check_integrity()$$, 'integrity after the 2025-03-10 run');
+
+------------------------------------------------------------------------------
+-- A price with another proration rule on the same cycle continues the cycle;
+-- each period follows the rule of the terms in effect on its first day.  (The
+-- cycle used to split in two at the change, the second part anchored on its
+-- own first day, and the months were billed twice: on the 1st and the 15th.)
+------------------------------------------------------------------------------
+INSERT INTO price (product_id, code, currency, charge_type, billing_interval, billing_timing, pricing_model, unit_amount,
+				   proration)
+SELECT product_id, 'm30_none', 'USD', 'recurring', 'month', 'in_advance', 'per_unit', 30, 'none' FROM product WHERE code = 'plan';
+INSERT INTO account (external_key, name, currency) VALUES ('rule', 'Proration rule changes in the cycle', 'USD');
+INSERT INTO subscription (account_id, price_id, start_date) VALUES (pg_temp.acct('rule'), pg_temp.price('m10'), '2024-01-01');
+SELECT lives_ok($$SELECT billing.change_subscription((SELECT subscription_id FROM subscription WHERE account_id = pg_temp.acct('rule')),
+												   '2024-01-15', price_id => pg_temp.price('m30_none'))$$,
+	'change to a price without proration on 2024-01-15');
+SELECT lives_ok($$SELECT billing.change_subscription((SELECT subscription_id FROM subscription WHERE account_id = pg_temp.acct('rule')),
+												   '2024-06-01', price_id => pg_temp.price('m10'))$$,
+	'and back to daily proration on 2024-06-01');
+SELECT results_eq(
+	$$SELECT kind, service_period::text, amount FROM billing.preview_invoice(pg_temp.acct('rule'), '2024-07-15')$$,
+	$$VALUES ('recurring', '[2024-01-01,2024-02-01)', 20.97), ('recurring', '[2024-02-01,2024-03-01)', 30.00),
+			 ('recurring', '[2024-03-01,2024-04-01)', 30.00), ('recurring', '[2024-04-01,2024-05-01)', 30.00),
+			 ('recurring', '[2024-05-01,2024-06-01)', 30.00), ('recurring', '[2024-06-01,2024-07-01)', 10.00),
+			 ('recurring', '[2024-07-01,2024-08-01)', 10.00)$$,
+	'one period a month on the 1st: January prorated under its first day''s daily rule (10 x 14/31 + 30 x 17/31 = 20.97), February to May full at 30, then 10');
 
 SELECT * FROM finish();
 ROLLBACK;
