@@ -5,7 +5,9 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/regproc.h"
 
 #include "billing.h"
 
@@ -33,6 +35,16 @@ billing_date_text(DateADT date, char *buf)
 	j2date(date + POSTGRES_EPOCH_JDATE, &year, &month, &day);
 	snprintf(buf, 11, "%04d-%02d-%02d", year, month, day);
 	return buf;
+}
+
+void
+billing_function_info(const char *signature, FmgrInfo *finfo, MemoryContext cxt)
+{
+	Oid			fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure, CStringGetTextDatum(signature)));
+
+	if (!OidIsValid(fn))
+		elog(ERROR, "function %s does not exist", signature);
+	fmgr_info_cxt(fn, finfo, cxt);
 }
 
 /*

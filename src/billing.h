@@ -23,4 +23,10 @@ extern char *billing_date_text(DateADT date, char *buf);
 /* Date validation shared by every C entry point that takes a date. */
 extern void billing_check_date(DateADT date, const char *what);
 
+/*
+ * A function of the extension's SQL, called from C, by its signature (e.g.
+ * "billing.tiered_amount(text,jsonb,numeric)"), looked up into finfo in cxt.
+ */
+extern void billing_function_info(const char *signature, FmgrInfo *finfo, MemoryContext cxt);
+
 #endif							/* BILLING_H */

@@ -60,6 +60,23 @@ lookup_minor_units(const char *code)
 	return minor_units;
 }
 
+static void
+check_code_length(const char *code)
+{
+	if (strlen(code) >= CURRENCY_CODE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown currency \"%s\"", code),
+				 errdetail("Currency codes are %d characters or fewer.", CURRENCY_CODE_MAX - 1)));
+}
+
+int
+billing_currency_minor_units_of(const char *code)
+{
+	check_code_length(code);
+	return lookup_minor_units(code);
+}
+
 int
 billing_currency_minor_units(FunctionCallInfo fcinfo, text *code)
 {
@@ -69,11 +86,7 @@ billing_currency_minor_units(FunctionCallInfo fcinfo, text *code)
 	if (cache != NULL && strcmp(cache->code, c) == 0)
 		return cache->minor_units;
 
-	if (strlen(c) >= CURRENCY_CODE_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown currency \"%s\"", c),
-				 errdetail("Currency codes are %d characters or fewer.", CURRENCY_CODE_MAX - 1)));
+	check_code_length(c);
 	if (cache == NULL)
 	{
 		cache = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(CurrencyCache));

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/numeric.h"
 
 /*
  * Minor units (decimals) of a currency code.  Cached per call site for the
@@ -15,5 +16,11 @@
  * raises 22023.
  */
 extern int	billing_currency_minor_units(FunctionCallInfo fcinfo, text *code);
+
+/* The same lookup, uncached, for C code with a code in hand. */
+extern int	billing_currency_minor_units_of(const char *code);
+
+/* round_money(): amount rounded half away from zero to minor_units decimals (money.c) */
+extern Numeric money_round(Numeric amount, int minor_units);
 
 #endif							/* CURRENCY_H */

@@ -31,10 +31,10 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
-#include "utils/regproc.h"
 
 #include "billing.h"
 #include "billing_period.h"
+#include "currency.h"
 #include "numeric_scaled.h"
 #include "pricing.h"
 #include "prorate_sum.h"
@@ -148,12 +148,6 @@ typedef struct TaxRate
 	struct TaxRate *next;
 } TaxRate;
 
-typedef struct Currency
-{
-	char		code[CURRENCY_LEN];
-	int			minor_units;
-} Currency;
-
 typedef struct LineCounter
 {
 	char		currency[CURRENCY_LEN];
@@ -166,8 +160,6 @@ typedef struct Engine
 	MemoryContext cxt;
 	DateADT		target_date;
 	HTAB	   *prices;
-	Currency   *currencies;
-	int			ncurrencies;
 	TaxRate    *tax_rates;
 	PricingCall pricing;
 	FmgrInfo	effective_tax_rate;
@@ -333,40 +325,17 @@ typedef struct Subscription
 				maxlines;
 } Subscription;
 
-static int
-numeric_cmp_n(Numeric a, Numeric b)
-{
-	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b)));
-}
-
-static Numeric
-numeric_sub_n(Numeric a, Numeric b)
-{
-	return numeric_sub_opt_error(a, b, NULL);
-}
-
 static bool
 numeric_is_zero(Numeric a)
 {
 	return numeric_cmp_n(a, int64_to_numeric(0)) == 0;
 }
 
-/* round_money(): the currency's minor unit, half away from zero */
+/* round_money(), which is STRICT: NULL stays NULL */
 static Numeric
 round_money(Numeric amount, int minor_units)
 {
-	if (amount == NULL)
-		return NULL;
-	numeric_check_finite(amount, "amount");
-	return numeric_round_n(amount, minor_units);
-}
-
-static bool
-text_is(text *t, const char *s)
-{
-	size_t		len = strlen(s);
-
-	return t != NULL && VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
+	return amount == NULL ? NULL : money_round(amount, minor_units);
 }
 
 static bool
@@ -455,40 +424,6 @@ load_prices(Engine *engine)
 	SPI_freetuptable(SPI_tuptable);
 }
 
-static void
-load_currencies(Engine *engine)
-{
-	if (SPI_execute("SELECT code, minor_units FROM billing.currency", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "reading billing.currency failed");
-	engine->currencies = MemoryContextAlloc(engine->cxt, Max(SPI_processed, 1) * sizeof(Currency));
-	engine->ncurrencies = 0;
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		Datum		v[2];
-		bool		n[2];
-		Currency   *c = &engine->currencies[engine->ncurrencies++];
-
-		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, v, n);
-		strlcpy(c->code, TextDatumGetCString(v[0]), CURRENCY_LEN);
-		c->minor_units = DatumGetInt16(v[1]);
-	}
-	SPI_freetuptable(SPI_tuptable);
-}
-
-/* Minor units of a currency code (a document's); the catalog's foreign keys make it known. */
-static int
-currency_minor_units(Engine *engine, const char *code)
-{
-	for (int i = 0; i < engine->ncurrencies; i++)
-		if (strcmp(engine->currencies[i].code, code) == 0)
-			return engine->currencies[i].minor_units;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown currency \"%s\"", code),
-			 errdetail("billing.currency has no row with code \"%s\".", code)));
-	return 0;					/* keep the compiler quiet */
-}
-
 static PriceInfo *
 find_price(Engine *engine, int64 price_id)
 {
@@ -513,9 +448,21 @@ usage_lookback_days(Engine *engine)
 
 		if (p->charge_type != 'u' || p->billing_interval == NULL)
 			continue;
-		unit_days = text_is(p->billing_interval, "day") ? 1 :
-			text_is(p->billing_interval, "week") ? 7 :
-			text_is(p->billing_interval, "month") ? 31 : 366;
+		switch (cycle_unit_from_text(p->billing_interval))
+		{
+			case CYCLE_DAY:
+				unit_days = 1;
+				break;
+			case CYCLE_WEEK:
+				unit_days = 7;
+				break;
+			case CYCLE_MONTH:
+				unit_days = 31;
+				break;
+			default:
+				unit_days = 366;
+				break;
+		}
 		days = Max(days, unit_days * p->interval_count);
 	}
 	return days;
@@ -906,9 +853,9 @@ recurring_lines(Engine *engine, Subscription *sub, Expected *e, Billed *b)
 	Numeric		unchanged = e && e->unchanged ? e->unchanged : int64_to_numeric(0);
 	Numeric		billed = b ? b->billed : int64_to_numeric(0);
 	int64		billed_lines = b ? b->lines : 0;
+	/* the new terms' price, else the billed one; the credit takes them the other way round */
 	bool		has_price = terms_price != NULL || (b && b->has_price);
 	int64		price_id = terms_price ? terms_price->price_id : b && b->has_price ? b->price_id : 0;
-	bool		has_billed_price = (b && b->has_price) || terms_price != NULL;
 	int64		billed_price_id = b && b->has_price ? b->price_id : terms_price ? terms_price->price_id : 0;
 	const char *product_name = terms_price ? terms_price->product_name
 		: psprintf("subscription " INT64_FORMAT, sub->subscription_id);
@@ -916,7 +863,7 @@ recurring_lines(Engine *engine, Subscription *sub, Expected *e, Billed *b)
 	DueLine    *l;
 
 	/* a key only billed has its documents' currency */
-	minor_units = e ? e->minor_units : currency_minor_units(engine, currency);
+	minor_units = e ? e->minor_units : billing_currency_minor_units_of(currency);
 
 	/* never before the key's first billed or expected day */
 	rp = Max(reconcile_point(sub, whole),
@@ -949,10 +896,10 @@ recurring_lines(Engine *engine, Subscription *sub, Expected *e, Billed *b)
 	/* a billed period whose terms changed: credit what was billed for the days from the change on ... */
 	if (!numeric_is_zero(numeric_sub_n(unchanged, billed)))
 	{
-		PriceInfo  *bp = has_billed_price ? find_price(engine, billed_price_id) : NULL;
+		PriceInfo  *bp = has_price ? find_price(engine, billed_price_id) : NULL;
 
 		l = new_line(sub, currency, minor_units, "proration");
-		l->has_price = has_billed_price;
+		l->has_price = has_price;
 		l->price_id = billed_price_id;
 		l->has_service_period = true;
 		l->service_period = billing_period_make(rp, b->has_start && b->billed_end > rp ? b->billed_end : whole.end);
@@ -1071,7 +1018,7 @@ one_time_lines(Engine *engine, Subscription *sub, Billed *one_time)
 	}
 	if (!any && one_time->lines > 0 && !numeric_is_zero(billed))
 	{
-		l = new_line(sub, one_time->currency, currency_minor_units(engine, one_time->currency), "one_time");
+		l = new_line(sub, one_time->currency, billing_currency_minor_units_of(one_time->currency), "one_time");
 		l->has_price = one_time->has_price;
 		l->price_id = one_time->price_id;
 		l->amount = numeric_sub_n(int64_to_numeric(0), billed);
@@ -1418,7 +1365,6 @@ billing_due_items(PG_FUNCTION_ARGS)
 	Portal		portal;
 	Subscription sub;
 	bool		in_sub = false;
-	Oid			fn;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1441,15 +1387,10 @@ billing_due_items(PG_FUNCTION_ARGS)
 	engine.item_watermark = CStringGetTextDatum("watermark");
 	MemoryContextSwitchTo(old);
 
-	fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure,
-											  CStringGetTextDatum("billing.effective_tax_rate(text,text,date)")));
-	if (!OidIsValid(fn))
-		elog(ERROR, "function billing.effective_tax_rate(text,text,date) does not exist");
-	fmgr_info_cxt(fn, &engine.effective_tax_rate, engine.cxt);
+	billing_function_info("billing.effective_tax_rate(text,text,date)", &engine.effective_tax_rate, engine.cxt);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	load_currencies(&engine);
 	load_prices(&engine);
 
 	args[0] = PG_GETARG_DATUM(0);

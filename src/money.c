@@ -15,10 +15,15 @@
 #include "currency.h"
 #include "numeric_scaled.h"
 
-static int
-num_cmp(Numeric a, Numeric b)
+/*
+ * An amount rounded half away from zero to minor_units decimals, with exactly
+ * that many; NaN and infinities refused.  round_money() and the engine.
+ */
+Numeric
+money_round(Numeric amount, int minor_units)
 {
-	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b)));
+	numeric_check_finite(amount, "amount");
+	return numeric_round_n(amount, minor_units);
 }
 
 /*
@@ -33,8 +38,7 @@ billing_round_money(PG_FUNCTION_ARGS)
 	Numeric		amount = PG_GETARG_NUMERIC(0);
 	int			minor_units = billing_currency_minor_units(fcinfo, PG_GETARG_TEXT_PP(1));
 
-	numeric_check_finite(amount, "amount");
-	PG_RETURN_NUMERIC(numeric_round_n(amount, minor_units));
+	PG_RETURN_NUMERIC(money_round(amount, minor_units));
 }
 
 typedef struct AllocPart
@@ -50,7 +54,7 @@ alloc_part_cmp(const void *a, const void *b)
 {
 	const AllocPart *pa = (const AllocPart *) a;
 	const AllocPart *pb = (const AllocPart *) b;
-	int			c = num_cmp(pb->remainder, pa->remainder);
+	int			c = numeric_cmp_n(pb->remainder, pa->remainder);
 
 	if (c != 0)
 		return c;
@@ -93,7 +97,7 @@ billing_allocate(PG_FUNCTION_ARGS)
 	Datum	   *result;
 
 	numeric_check_finite(total, "total");
-	if (num_cmp(numeric_round_n(total, minor_units), total) != 0)
+	if (numeric_cmp_n(numeric_round_n(total, minor_units), total) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("total %s is not a whole number of minor units of %s",
@@ -124,7 +128,7 @@ billing_allocate(PG_FUNCTION_ARGS)
 					 errdetail("Weight %d of %d is NULL.", i + 1, n)));
 		w = DatumGetNumeric(elems[i]);
 		numeric_check_finite(w, "weight");
-		if (num_cmp(w, zero) < 0)
+		if (numeric_cmp_n(w, zero) < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("weights must not be negative"),
@@ -132,14 +136,14 @@ billing_allocate(PG_FUNCTION_ARGS)
 							   DatumGetCString(DirectFunctionCall1(numeric_out, elems[i])))));
 		weight_sum = numeric_add_n(weight_sum, w);
 	}
-	if (num_cmp(weight_sum, zero) == 0)
+	if (numeric_cmp_n(weight_sum, zero) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("weights must not all be zero"),
 				 errdetail("%d weights sum to 0.", n)));
 
 	/* work in whole minor units: units_total = |total| * 10^minor_units */
-	negative = num_cmp(total, zero) < 0;
+	negative = numeric_cmp_n(total, zero) < 0;
 	units_total = numeric_mul_n(total, numeric_pow10(minor_units));
 	if (negative)
 		units_total = DatumGetNumeric(DirectFunctionCall1(numeric_uminus,

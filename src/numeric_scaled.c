@@ -149,6 +149,19 @@ numeric_add_n(Numeric a, Numeric b)
 }
 
 Numeric
+numeric_sub_n(Numeric a, Numeric b)
+{
+	return DatumGetNumeric(DirectFunctionCall2(numeric_sub,
+											   NumericGetDatum(a), NumericGetDatum(b)));
+}
+
+int
+numeric_cmp_n(Numeric a, Numeric b)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(a), NumericGetDatum(b)));
+}
+
+Numeric
 numeric_mul_n(Numeric a, Numeric b)
 {
 	return DatumGetNumeric(DirectFunctionCall2(numeric_mul,

@@ -23,6 +23,8 @@ extern Numeric int128_scaled_to_numeric(int128 value, int scale);
 
 /* Thin wrappers over numeric.c's SQL-callable functions. */
 extern Numeric numeric_add_n(Numeric a, Numeric b);
+extern Numeric numeric_sub_n(Numeric a, Numeric b);
+extern int	numeric_cmp_n(Numeric a, Numeric b);
 extern Numeric numeric_mul_n(Numeric a, Numeric b);
 extern Numeric numeric_round_n(Numeric a, int scale);
 extern Numeric numeric_pow10(int exponent);

@@ -11,8 +11,8 @@
 
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
-#include "utils/regproc.h"
 
+#include "billing.h"
 #include "pricing.h"
 
 static bool
@@ -31,12 +31,7 @@ call_tiered(PricingCall *call, text *pricing_model, Datum tiers, bool tiers_null
 
 	if (!call->ready)
 	{
-		Oid			fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure,
-															  CStringGetTextDatum("billing.tiered_amount(text,jsonb,numeric)")));
-
-		if (!OidIsValid(fn))
-			elog(ERROR, "function billing.tiered_amount(text,jsonb,numeric) does not exist");
-		fmgr_info_cxt(fn, &call->tiered, call->cxt);
+		billing_function_info("billing.tiered_amount(text,jsonb,numeric)", &call->tiered, call->cxt);
 		call->ready = true;
 	}
 	InitFunctionCallInfoData(*fcinfo, &call->tiered, 3, InvalidOid, NULL, NULL);
