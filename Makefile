@@ -13,6 +13,7 @@ OBJS = \
 	src/pricing.o \
 	src/due_items.o \
 	src/run_statements.o \
+	src/run_writer.o \
 	src/currency.o \
 	src/money.o \
 	src/revenue.o

@@ -25,8 +25,22 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
+#include "run_statements.h"
+
 static TransactionId marked_xid = InvalidTransactionId;
 static SubTransactionId marked_subxid = InvalidSubTransactionId;
+
+bool
+billing_mark_run_statement(bool on)
+{
+	marked_xid = InvalidTransactionId;
+	marked_subxid = InvalidSubTransactionId;
+	if (!on || !superuser())
+		return false;
+	marked_xid = GetTopTransactionId();
+	marked_subxid = GetCurrentSubTransactionId();
+	return true;
+}
 
 /*
  * trust_run_statements(on boolean) -> boolean
@@ -37,13 +51,7 @@ PG_FUNCTION_INFO_V1(billing_trust_run_statements);
 Datum
 billing_trust_run_statements(PG_FUNCTION_ARGS)
 {
-	marked_xid = InvalidTransactionId;
-	marked_subxid = InvalidSubTransactionId;
-	if (PG_ARGISNULL(0) || !PG_GETARG_BOOL(0) || !superuser())
-		PG_RETURN_BOOL(false);
-	marked_xid = GetTopTransactionId();
-	marked_subxid = GetCurrentSubTransactionId();
-	PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(billing_mark_run_statement(!PG_ARGISNULL(0) && PG_GETARG_BOOL(0)));
 }
 
 /*

@@ -68,25 +68,28 @@ BEGIN
 		FROM billing_new_documents n;
 	END IF;
 
-	-- the documents and then the lines are the run's own statements: their
-	-- keys are accounts it has locked, a batch, subscriptions and documents it
-	-- has just written, and prices its timelines reference, so the integrity
-	-- triggers skip them (billing.trust_run_statements)
-	PERFORM billing.trust_run_statements(true);
-	INSERT INTO billing.invoice AS i
-		(invoice_id, account_id, batch_id, document_type, document_number, status, invoice_date, due_date, currency,
-		 subtotal, tax_total, total, posted_at)
-	SELECT n.invoice_id, n.account_id, bill_accounts.batch_id, n.document_type, num.document_number,
-		   CASE WHEN auto_post THEN 'posted' ELSE 'draft' END,
-		   target_date, billing.document_due_date(n.document_type, target_date, a.payment_terms_days), n.currency,
-		   n.subtotal, n.tax_total, n.subtotal + n.tax_total,
-		   CASE WHEN auto_post THEN pg_catalog.now() END
-	FROM billing_new_documents n
-	JOIN billing.account a ON a.account_id = n.account_id
-	LEFT JOIN billing.number_documents(doc_accounts, doc_ids, doc_types) num
-		   ON num.account_id = n.account_id AND num.invoice_id = n.invoice_id
-	ORDER BY n.invoice_id;
-	PERFORM billing.trust_run_statements(false);
+	IF to_regclass('pg_temp.billing_document_numbers') IS NOT NULL THEN
+		DROP TABLE pg_temp.billing_document_numbers;
+	END IF;
+	CREATE TEMP TABLE billing_document_numbers ON COMMIT DROP AS
+	SELECT * FROM billing.number_documents(doc_accounts, doc_ids, doc_types);
+
+	-- the documents and then the lines are the run's own statements, written
+	-- by its bulk writer: their keys are accounts it has locked, a batch,
+	-- subscriptions and documents it has just written, and prices its
+	-- timelines reference, so the integrity triggers skip them
+	-- (billing.trust_run_statements, billing.write_run_rows)
+	PERFORM billing.write_run_rows('billing.invoice', format($run$
+		SELECT n.invoice_id, n.account_id, %1$L::bigint AS batch_id, n.document_type, num.document_number,
+			   %2$L::text AS status, %3$L::date AS invoice_date,
+			   billing.document_due_date(n.document_type, %3$L::date, a.payment_terms_days) AS due_date, n.currency,
+			   n.subtotal, n.tax_total, n.subtotal + n.tax_total AS total,
+			   CASE WHEN %4$L::boolean THEN pg_catalog.now() END AS posted_at
+		FROM pg_temp.billing_new_documents n
+		JOIN billing.account a ON a.account_id = n.account_id
+		LEFT JOIN pg_temp.billing_document_numbers num ON num.account_id = n.account_id AND num.invoice_id = n.invoice_id
+		ORDER BY n.invoice_id$run$,
+		batch_id, CASE WHEN auto_post THEN 'posted' ELSE 'draft' END, target_date, auto_post));
 
 	-- watermarks: keep a reconcile_from that moved while we ran (late usage).
 	-- Written before the lines and the start terms: a subscription this
@@ -110,16 +113,12 @@ BEGIN
 	-- its totals (as billing.invoice_line_guard_insert requires of anyone else).
 	-- No ORDER BY: billing.due_items() returns them by account and line number
 	-- already, and sorting a million lines again cost a quarter of the insert.
-	PERFORM billing.trust_run_statements(true);
-	INSERT INTO billing.invoice_line
-		(account_id, invoice_id, line_number, subscription_id, price_id, kind, service_period, cycle_period,
-		 quantity, unit_amount, amount, tax_amount, description)
-	SELECT d.account_id, n.invoice_id, d.line_number, d.subscription_id, d.price_id, d.kind, d.service_period,
-		   d.cycle_period, d.quantity, d.unit_amount, d.amount, d.tax_amount, d.description
-	FROM billing_due d
-	JOIN billing_new_documents n ON n.account_id = d.account_id AND n.currency = d.currency
-	WHERE d.item = 'line';
-	PERFORM billing.trust_run_statements(false);
+	PERFORM billing.write_run_rows('billing.invoice_line', $run$
+		SELECT d.account_id, n.invoice_id, d.line_number, d.subscription_id, d.price_id, d.kind, d.service_period,
+			   d.cycle_period, d.quantity, d.unit_amount, d.amount, d.tax_amount, d.description
+		FROM pg_temp.billing_due d
+		JOIN pg_temp.billing_new_documents n ON n.account_id = d.account_id AND n.currency = d.currency
+		WHERE d.item = 'line'$run$);
 
 	IF doc_ids IS NOT NULL THEN
 		PERFORM billing.apply_account_credit(doc_accounts, doc_ids);

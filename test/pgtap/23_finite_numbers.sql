@@ -22,14 +22,8 @@ AS $$ SELECT format('payments %s, allocations %s, documents %s, lines %s, change
 					 FROM billing.subscription),
 					(SELECT count(*) FROM billing.price), (SELECT count(*) FROM billing.tax_rate)) $$;
 -- two tests: the statement fails with this SQLSTATE, and nothing changed
-CREATE FUNCTION pg_temp.refused(stmt text, errcode text, description text) RETURNS SETOF text LANGUAGE plpgsql
-AS $$
-DECLARE
-	before text := pg_temp.written();
-BEGIN
-	RETURN NEXT throws_ok(stmt, errcode, NULL, description || ': ' || errcode);
-	RETURN NEXT is(pg_temp.written(), before, description || ': nothing written');
-END $$;
+CREATE FUNCTION pg_temp.refused(stmt text, errcode text, description text) RETURNS SETOF text LANGUAGE sql
+AS $$ SELECT pg_temp.refused_unchanged(stmt, errcode, NULL, description, 'SELECT pg_temp.written()') $$;
 
 INSERT INTO product (code, name) VALUES ('plan', 'Plan');
 INSERT INTO price (product_id, code, currency, charge_type, billing_interval, billing_timing, pricing_model, unit_amount)

@@ -1,0 +1,337 @@
+/*
+ * run_writer.c
+ *		The bulk writer of the extension's own run statements: rows computed
+ *		by an invoice run go into their table the way COPY writes them.
+ *
+ * A run's lines and documents are marked statements (run_statements.c): the
+ * only triggers that fire on inserting them are the statement-level
+ * integrity checks, and those return at once for a marked statement.  An
+ * INSERT still pays for them: it collects every new row into the
+ * transition tables those triggers declare (a tuplestore of a million lines,
+ * spilled to disk) and writes the heap one row at a time.  Here the rows are
+ * written in batches with table_multi_insert(), their indexes maintained and
+ * their NOT NULL and CHECK constraints checked as an INSERT would, and no
+ * transition table is built for triggers that would do nothing with it.
+ *
+ * That holds only while every trigger that fires on an insert into the table
+ * is one that trusts marked statements.  If anyone adds another (an audit
+ * trigger, a replication hook), the writer runs a plain INSERT instead, still
+ * marked, so that trigger sees every row.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/plancache.h"
+#include "utils/rel.h"
+
+#include "billing.h"
+#include "run_statements.h"
+
+/* rows per table_multi_insert() batch, as COPY buffers them */
+#define RUN_WRITER_BATCH 1000
+
+/* trigger functions that return at once for a marked statement */
+static const char *const trusting_trigger_functions[] = {
+	"billing.check_foreign_keys()",
+	"billing.invoice_line_guard_insert()",
+};
+
+static bool
+trigger_trusts_marked_statements(Oid tgfoid)
+{
+	for (size_t i = 0; i < lengthof(trusting_trigger_functions); i++)
+	{
+		Oid			fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure,
+															  CStringGetTextDatum(trusting_trigger_functions[i])));
+
+		if (fn == tgfoid)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Whether rows can go straight into rel: a plain table with no stored
+ * generated column, where every enabled trigger that fires on INSERT trusts
+ * marked statements.
+ */
+static bool
+writable_in_bulk(Relation rel)
+{
+	TriggerDesc *trigdesc = rel->trigdesc;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		return false;
+	if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
+		return false;
+	if (trigdesc == NULL)
+		return true;
+	for (int i = 0; i < trigdesc->numtriggers; i++)
+	{
+		Trigger    *trigger = &trigdesc->triggers[i];
+
+		if (!TRIGGER_FOR_INSERT(trigger->tgtype) || trigger->tgenabled == TRIGGER_DISABLED)
+			continue;
+		if (!trigger_trusts_marked_statements(trigger->tgfoid))
+			return false;
+	}
+	return true;
+}
+
+/* The result columns of a prepared source query. */
+static TupleDesc
+source_columns(SPIPlanPtr plan, const char *source)
+{
+	List	   *sources = SPI_plan_get_plan_sources(plan);
+	CachedPlanSource *ps;
+
+	if (list_length(sources) != 1)
+		elog(ERROR, "run writer source must be one query: %s", source);
+	ps = (CachedPlanSource *) linitial(sources);
+	if (ps->resultDesc == NULL)
+		elog(ERROR, "run writer source returns no rows: %s", source);
+	return ps->resultDesc;
+}
+
+/*
+ * For each attribute of rel (by attnum - 1), the source column that feeds it
+ * (0-based) or -1 for a column left to its default.  Names and types must
+ * match: the sources are the extension's own queries.
+ */
+static int *
+map_source_columns(Relation rel, TupleDesc src)
+{
+	TupleDesc	dst = RelationGetDescr(rel);
+	int		   *map = palloc(sizeof(int) * dst->natts);
+
+	for (int a = 0; a < dst->natts; a++)
+		map[a] = -1;
+	for (int s = 0; s < src->natts; s++)
+	{
+		Form_pg_attribute sa = TupleDescAttr(src, s);
+		int			found = -1;
+
+		for (int a = 0; a < dst->natts; a++)
+		{
+			Form_pg_attribute da = TupleDescAttr(dst, a);
+
+			if (!da->attisdropped && strcmp(NameStr(da->attname), NameStr(sa->attname)) == 0)
+				found = a;
+		}
+		if (found < 0)
+			elog(ERROR, "column \"%s\" of the run writer source is not a column of %s",
+				 NameStr(sa->attname), RelationGetRelationName(rel));
+		if (TupleDescAttr(dst, found)->atttypid != sa->atttypid)
+			elog(ERROR, "column \"%s\" of the run writer source is %s, not %s",
+				 NameStr(sa->attname), format_type_be(sa->atttypid),
+				 format_type_be(TupleDescAttr(dst, found)->atttypid));
+		map[found] = s;
+	}
+	return map;
+}
+
+/* The fallback: INSERT INTO rel (the source's columns) source, via SPI. */
+static uint64
+insert_via_sql(Relation rel, TupleDesc src, const char *source)
+{
+	StringInfoData sql;
+	int			rc;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s (",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)));
+	for (int s = 0; s < src->natts; s++)
+		appendStringInfo(&sql, "%s%s", s > 0 ? ", " : "",
+						 quote_identifier(NameStr(TupleDescAttr(src, s)->attname)));
+	appendStringInfo(&sql, ") %s", source);
+	rc = SPI_execute(sql.data, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "run writer insert into %s failed: %s", RelationGetRelationName(rel), SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
+ * The bulk path: fetch the source in batches, fill one slot per row (source
+ * columns, defaults for the rest), check constraints, multi-insert the batch
+ * and then add its index entries.
+ */
+static uint64
+insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src)
+{
+	TupleDesc	dst = RelationGetDescr(rel);
+	int		   *map = map_source_columns(rel, src);
+	ExprState **defaults = palloc0(sizeof(ExprState *) * dst->natts);
+	EState	   *estate = CreateExecutorState();
+	ExprContext *econtext = GetPerTupleExprContext(estate);
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TupleTableSlot *slots[RUN_WRITER_BATCH];
+	Datum	   *src_values = palloc(sizeof(Datum) * src->natts);
+	bool	   *src_nulls = palloc(sizeof(bool) * src->natts);
+	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "billing run writer batch",
+													ALLOCSET_DEFAULT_SIZES);
+	BulkInsertState bistate = GetBulkInsertState();
+	CommandId	cid = GetCurrentCommandId(true);
+	Portal		portal;
+	uint64		written = 0;
+
+	/* the relation as an INSERT's range table entry: permissions, constraints */
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	for (int a = 0; a < dst->natts; a++)
+	{
+		Form_pg_attribute da = TupleDescAttr(dst, a);
+
+		if (da->attisdropped)
+			continue;
+		rte->insertedCols = bms_add_member(rte->insertedCols, da->attnum - FirstLowInvalidHeapAttributeNumber);
+		if (map[a] < 0)
+		{
+			Expr	   *defexpr = (Expr *) build_column_default(rel, da->attnum);
+
+			if (defexpr != NULL)
+				defaults[a] = ExecInitExpr(expression_planner(defexpr), NULL);
+		}
+	}
+	ExecCheckRTPerms(list_make1(rte), true);
+	ExecInitRangeTable(estate, list_make1(rte));
+	ExecInitResultRelation(estate, rri, 1);
+	CheckValidResultRel(rri, CMD_INSERT);
+	ExecOpenIndices(rri, false);
+	for (int i = 0; i < RUN_WRITER_BATCH; i++)
+		slots[i] = table_slot_create(rel, NULL);
+
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
+	for (;;)
+	{
+		uint64		n;
+		MemoryContext old;
+
+		SPI_cursor_fetch(portal, true, RUN_WRITER_BATCH);
+		n = SPI_processed;
+		if (n == 0)
+			break;
+		old = MemoryContextSwitchTo(batch_cxt);
+		for (uint64 r = 0; r < n; r++)
+		{
+			TupleTableSlot *slot = slots[r];
+
+			ExecClearTuple(slot);
+			heap_deform_tuple(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, src_values, src_nulls);
+			for (int a = 0; a < dst->natts; a++)
+			{
+				if (map[a] >= 0)
+				{
+					slot->tts_values[a] = src_values[map[a]];
+					slot->tts_isnull[a] = src_nulls[map[a]];
+				}
+				else if (defaults[a] != NULL)
+					slot->tts_values[a] = ExecEvalExpr(defaults[a], econtext, &slot->tts_isnull[a]);
+				else
+				{
+					slot->tts_values[a] = (Datum) 0;
+					slot->tts_isnull[a] = true;
+				}
+			}
+			ExecStoreVirtualTuple(slot);
+			if (rel->rd_att->constr)
+				ExecConstraints(rri, slot, estate);
+		}
+		MemoryContextSwitchTo(old);
+
+		/* table_multi_insert may leak into the current context */
+		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+		table_multi_insert(rel, slots, (int) n, cid, 0, bistate);
+		MemoryContextSwitchTo(old);
+		for (uint64 r = 0; r < n; r++)
+		{
+			List	   *recheck = NIL;
+
+			if (rri->ri_NumIndices > 0)
+				recheck = ExecInsertIndexTuples(rri, slots[r], estate, false, false, NULL, NIL);
+			/* no deferred unique or exclusion constraints on the run's tables */
+			if (recheck != NIL)
+				elog(ERROR, "run writer cannot write %s: it has deferred index checks",
+					 RelationGetRelationName(rel));
+			ExecClearTuple(slots[r]);
+			ResetPerTupleExprContext(estate);
+		}
+		written += n;
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextReset(batch_cxt);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+
+	table_finish_bulk_insert(rel, 0);
+	FreeBulkInsertState(bistate);
+	for (int i = 0; i < RUN_WRITER_BATCH; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	/* closes the indexes too */
+	ExecCloseResultRelations(estate);
+	ExecCloseRangeTableRelations(estate);
+	FreeExecutorState(estate);
+	MemoryContextDelete(batch_cxt);
+	return written;
+}
+
+/*
+ * write_run_rows(target regclass, source text) -> bigint
+ *		Insert the rows of the query source into target as one marked
+ *		statement (run_statements.c) of the extension's bulk writers; returns
+ *		the number of rows written.  Source columns are matched to target
+ *		columns by name; the others take their defaults.  Superuser only: the
+ *		run's SECURITY DEFINER functions.
+ */
+PG_FUNCTION_INFO_V1(billing_write_run_rows);
+Datum
+billing_write_run_rows(PG_FUNCTION_ARGS)
+{
+	Oid			target = PG_GETARG_OID(0);
+	char	   *source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Relation	rel;
+	SPIPlanPtr	plan;
+	TupleDesc	src;
+	uint64		written;
+
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the extension's run functions may write run rows into %s", get_rel_name(target))));
+
+	rel = table_open(target, RowExclusiveLock);
+	SPI_connect();
+	plan = SPI_prepare(source, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "run writer source does not parse: %s", SPI_result_code_string(SPI_result));
+	src = source_columns(plan, source);
+
+	billing_mark_run_statement(true);
+	if (writable_in_bulk(rel))
+		written = insert_in_bulk(rel, plan, src);
+	else
+		written = insert_via_sql(rel, src, source);
+	billing_mark_run_statement(false);
+
+	SPI_finish();
+	table_close(rel, NoLock);
+	PG_RETURN_INT64((int64) written);
+}
