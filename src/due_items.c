@@ -148,11 +148,14 @@ typedef struct TaxRate
 	struct TaxRate *next;
 } TaxRate;
 
-typedef struct LineCounter
+/* The document a run writes for an account and currency: its lines so far. */
+typedef struct DocumentTotals
 {
 	char		currency[CURRENCY_LEN];
-	int32		lines;
-} LineCounter;
+	int32		lines;			/* also the last line number given */
+	Numeric		subtotal;		/* in the engine's account_cxt */
+	Numeric		tax_total;
+} DocumentTotals;
 
 /* One run's lookups, kept for the whole call. */
 typedef struct Engine
@@ -165,12 +168,14 @@ typedef struct Engine
 	FmgrInfo	effective_tax_rate;
 	Tuplestorestate *out;
 	TupleDesc	out_desc;
-	Datum		item_line;		/* 'line' and 'watermark', made once */
+	Datum		item_line;		/* 'line', 'watermark' and 'document', made once */
 	Datum		item_watermark;
-	/* line numbers per currency of the current account */
+	Datum		item_document;
+	/* the documents of the current account, one per currency */
 	int64		account_id;
-	int			ncounters;
-	LineCounter counters[8];
+	MemoryContext account_cxt;
+	int			ndocuments;
+	DocumentTotals documents[8];
 } Engine;
 
 /* A timeline row: terms from "start" on. */
@@ -1042,27 +1047,78 @@ line_order(const void *a, const void *b)
 	return x->order - y->order;
 }
 
-/* Line numbers run per account and currency, in subscription order. */
-static int32
-next_line_number(Engine *engine, int64 account_id, const char *currency)
+/*
+ * The document rows of the current account: one per currency it has lines
+ * in, with their totals and line count.  The run writes its documents from
+ * these instead of summing every line again.
+ */
+static void
+emit_documents(Engine *engine)
 {
+	Datum		v[D_NCOLUMNS];
+	bool		n[D_NCOLUMNS];
+
+	for (int i = 0; i < engine->ndocuments; i++)
+	{
+		DocumentTotals *doc = &engine->documents[i];
+
+		memset(n, true, sizeof(n));
+		memset(v, 0, sizeof(v));
+		n[D_ITEM] = n[D_ACCOUNT_ID] = n[D_CURRENCY] = n[D_AMOUNT] = n[D_TAX_AMOUNT] = n[D_LINE_NUMBER] = false;
+		v[D_ITEM] = engine->item_document;
+		v[D_ACCOUNT_ID] = Int64GetDatum(engine->account_id);
+		v[D_CURRENCY] = CStringGetTextDatum(doc->currency);
+		v[D_AMOUNT] = NumericGetDatum(doc->subtotal);
+		v[D_TAX_AMOUNT] = NumericGetDatum(doc->tax_total);
+		v[D_LINE_NUMBER] = Int32GetDatum(doc->lines);
+		tuplestore_putvalues(engine->out, engine->out_desc, v, n);
+	}
+	engine->ndocuments = 0;
+	MemoryContextReset(engine->account_cxt);
+}
+
+/*
+ * The document a line of this account and currency goes on.  Line numbers
+ * run per account and currency, in subscription order; the stream brings
+ * accounts in order, so a new account closes the documents of the last.
+ */
+static DocumentTotals *
+document_of(Engine *engine, int64 account_id, const char *currency)
+{
+	DocumentTotals *doc;
+
 	if (engine->account_id != account_id)
 	{
+		emit_documents(engine);
 		engine->account_id = account_id;
-		engine->ncounters = 0;
 	}
-	for (int i = 0; i < engine->ncounters; i++)
-		if (strcmp(engine->counters[i].currency, currency) == 0)
-			return ++engine->counters[i].lines;
-	if (engine->ncounters == lengthof(engine->counters))
+	for (int i = 0; i < engine->ndocuments; i++)
+		if (strcmp(engine->documents[i].currency, currency) == 0)
+			return &engine->documents[i];
+	if (engine->ndocuments == lengthof(engine->documents))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("account " INT64_FORMAT " bills in more than %d currencies in one run",
-						account_id, (int) lengthof(engine->counters))));
-	strlcpy(engine->counters[engine->ncounters].currency, currency, CURRENCY_LEN);
-	engine->counters[engine->ncounters].lines = 1;
-	engine->ncounters++;
-	return 1;
+						account_id, (int) lengthof(engine->documents))));
+	doc = &engine->documents[engine->ndocuments++];
+	strlcpy(doc->currency, currency, CURRENCY_LEN);
+	doc->lines = 0;
+	doc->subtotal = NULL;
+	doc->tax_total = NULL;
+	return doc;
+}
+
+/* Add a line's amounts to its document (in the account's memory). */
+static void
+add_to_document(Engine *engine, DocumentTotals *doc, Numeric amount, Numeric tax)
+{
+	MemoryContext old = MemoryContextSwitchTo(engine->account_cxt);
+
+	doc->subtotal = doc->subtotal == NULL ? DatumGetNumericCopy(NumericGetDatum(amount))
+		: numeric_add_n(doc->subtotal, amount);
+	doc->tax_total = doc->tax_total == NULL ? DatumGetNumericCopy(NumericGetDatum(tax))
+		: numeric_add_n(doc->tax_total, tax);
+	MemoryContextSwitchTo(old);
 }
 
 static void
@@ -1078,6 +1134,7 @@ emit_lines(Engine *engine, Subscription *sub)
 		PriceInfo  *p = l->has_price ? find_price(engine, l->price_id) : NULL;
 		Numeric		rate = NULL;
 		Numeric		tax;
+		DocumentTotals *doc = document_of(engine, sub->account_id, l->currency);
 
 		/* tax: one effective rate per region and tax code on the document date */
 		if (!sub->tax_exempt && sub->tax_region != NULL && p != NULL)
@@ -1103,7 +1160,7 @@ emit_lines(Engine *engine, Subscription *sub)
 		n[D_UNIT_AMOUNT] = l->unit_amount == NULL;
 		v[D_AMOUNT] = NumericGetDatum(l->amount);
 		v[D_TAX_AMOUNT] = NumericGetDatum(tax);
-		v[D_LINE_NUMBER] = Int32GetDatum(next_line_number(engine, sub->account_id, l->currency));
+		v[D_LINE_NUMBER] = Int32GetDatum(++doc->lines);
 		v[D_DESCRIPTION] = CStringGetTextDatum(l->description);
 		v[D_SORT_DATE] = DateADTGetDatum(l->sort_date);
 		n[D_SORT_DATE] = !l->has_sort_date;
@@ -1111,6 +1168,7 @@ emit_lines(Engine *engine, Subscription *sub)
 		n[D_BILLED_THROUGH] = n[D_NEXT_DUE_DATE] = n[D_SEEN_RECONCILE_FROM] = true;
 		v[D_BILLED_THROUGH] = v[D_NEXT_DUE_DATE] = v[D_SEEN_RECONCILE_FROM] = (Datum) 0;
 		tuplestore_putvalues(engine->out, engine->out_desc, v, n);
+		add_to_document(engine, doc, l->amount, tax);
 	}
 }
 
@@ -1382,9 +1440,11 @@ billing_due_items(PG_FUNCTION_ARGS)
 	engine.account_id = -1;
 	engine.pricing.cxt = engine.cxt;
 	sub_cxt = AllocSetContextCreate(engine.cxt, "billing due_items subscription", ALLOCSET_DEFAULT_SIZES);
+	engine.account_cxt = AllocSetContextCreate(engine.cxt, "billing due_items account", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(engine.cxt);
 	engine.item_line = CStringGetTextDatum("line");
 	engine.item_watermark = CStringGetTextDatum("watermark");
+	engine.item_document = CStringGetTextDatum("document");
 	MemoryContextSwitchTo(old);
 
 	billing_function_info("billing.effective_tax_rate(text,text,date)", &engine.effective_tax_rate, engine.cxt);
@@ -1452,6 +1512,7 @@ billing_due_items(PG_FUNCTION_ARGS)
 		bill_subscription(&engine, &sub);
 		MemoryContextSwitchTo(old);
 	}
+	emit_documents(&engine);
 	SPI_cursor_close(portal);
 	SPI_finish();
 	MemoryContextDelete(engine.cxt);

@@ -144,9 +144,18 @@ map_source_columns(Relation rel, TupleDesc src)
 	return map;
 }
 
+/* The source query's parameters: the call's arguments after the first two. */
+typedef struct SourceParams
+{
+	int			n;
+	Oid		   *types;
+	Datum	   *values;
+	char	   *nulls;
+} SourceParams;
+
 /* The fallback: INSERT INTO rel (the source's columns) source, via SPI. */
 static uint64
-insert_via_sql(Relation rel, TupleDesc src, const char *source)
+insert_via_sql(Relation rel, TupleDesc src, const char *source, SourceParams *params)
 {
 	StringInfoData sql;
 	int			rc;
@@ -159,7 +168,7 @@ insert_via_sql(Relation rel, TupleDesc src, const char *source)
 		appendStringInfo(&sql, "%s%s", s > 0 ? ", " : "",
 						 quote_identifier(NameStr(TupleDescAttr(src, s)->attname)));
 	appendStringInfo(&sql, ") %s", source);
-	rc = SPI_execute(sql.data, false, 0);
+	rc = SPI_execute_with_args(sql.data, params->n, params->types, params->values, params->nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "run writer insert into %s failed: %s", RelationGetRelationName(rel), SPI_result_code_string(rc));
 	return SPI_processed;
@@ -171,7 +180,7 @@ insert_via_sql(Relation rel, TupleDesc src, const char *source)
  * and then add its index entries.
  */
 static uint64
-insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src)
+insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src, SourceParams *params)
 {
 	TupleDesc	dst = RelationGetDescr(rel);
 	int		   *map = map_source_columns(rel, src);
@@ -219,7 +228,7 @@ insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src)
 	for (int i = 0; i < RUN_WRITER_BATCH; i++)
 		slots[i] = table_slot_create(rel, NULL);
 
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
+	portal = SPI_cursor_open(NULL, plan, params->values, params->nulls, false);
 	for (;;)
 	{
 		uint64		n;
@@ -294,23 +303,47 @@ insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src)
 }
 
 /*
- * write_run_rows(target regclass, source text) -> bigint
+ * write_run_rows(target regclass, source text [, VARIADIC params "any"])
+ *		-> bigint
  *		Insert the rows of the query source into target as one marked
  *		statement (run_statements.c) of the extension's bulk writers; returns
  *		the number of rows written.  Source columns are matched to target
- *		columns by name; the others take their defaults.  Superuser only: the
- *		run's SECURITY DEFINER functions.
+ *		columns by name; the others take their defaults.  The arguments after
+ *		source are its parameters $1, $2, ...  Superuser only: the run's
+ *		SECURITY DEFINER functions.
  */
 PG_FUNCTION_INFO_V1(billing_write_run_rows);
 Datum
 billing_write_run_rows(PG_FUNCTION_ARGS)
 {
-	Oid			target = PG_GETARG_OID(0);
-	char	   *source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Oid			target;
+	char	   *source;
+	SourceParams params;
 	Relation	rel;
 	SPIPlanPtr	plan;
 	TupleDesc	src;
 	uint64		written;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("target and source of billing.write_run_rows must not be NULL")));
+	target = PG_GETARG_OID(0);
+	source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (get_fn_expr_variadic(fcinfo->flinfo))
+		elog(ERROR, "billing.write_run_rows takes its parameters one by one, not as a VARIADIC array");
+	params.n = PG_NARGS() - 2;
+	params.types = palloc(sizeof(Oid) * Max(params.n, 1));
+	params.values = palloc(sizeof(Datum) * Max(params.n, 1));
+	params.nulls = palloc(sizeof(char) * Max(params.n, 1));
+	for (int i = 0; i < params.n; i++)
+	{
+		params.types[i] = get_fn_expr_argtype(fcinfo->flinfo, i + 2);
+		if (!OidIsValid(params.types[i]) || params.types[i] == UNKNOWNOID)
+			elog(ERROR, "parameter $%d of billing.write_run_rows has no type", i + 1);
+		params.values[i] = PG_GETARG_DATUM(i + 2);
+		params.nulls[i] = PG_ARGISNULL(i + 2) ? 'n' : ' ';
+	}
 
 	if (!superuser())
 		ereport(ERROR,
@@ -319,16 +352,16 @@ billing_write_run_rows(PG_FUNCTION_ARGS)
 
 	rel = table_open(target, RowExclusiveLock);
 	SPI_connect();
-	plan = SPI_prepare(source, 0, NULL);
+	plan = SPI_prepare(source, params.n, params.types);
 	if (plan == NULL)
 		elog(ERROR, "run writer source does not parse: %s", SPI_result_code_string(SPI_result));
 	src = source_columns(plan, source);
 
 	billing_mark_run_statement(true);
 	if (writable_in_bulk(rel))
-		written = insert_in_bulk(rel, plan, src);
+		written = insert_in_bulk(rel, plan, src, &params);
 	else
-		written = insert_via_sql(rel, src, source);
+		written = insert_via_sql(rel, src, source, &params);
 	billing_mark_run_statement(false);
 
 	SPI_finish();

@@ -115,18 +115,25 @@ COMMENT ON FUNCTION billing.subscriptions_of(bigint[]) IS
 -- written from the subscription row the first time it is billed or changed
 -- (not by an insert trigger, so a pg_dump restore does not write it twice);
 -- until then the engine reads those terms from the subscription row itself.
+-- Its callers hold the subscriptions locked (a run has just updated their
+-- watermarks, the API locks the row FOR UPDATE), and the prices are the
+-- subscriptions' own: the rows go in through the run's bulk writer, which the
+-- key checks trust (a catch-up run writes a million start rows: 20 s as a
+-- checked INSERT).
 CREATE FUNCTION billing.record_start_terms(account_ids bigint[], subscription_ids bigint[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	INSERT INTO billing.subscription_change
-		(account_id, subscription_id, kind, effective_date, price_id, quantity, unit_amount, cycle_day)
-	SELECT s.account_id, s.subscription_id, 'start', s.start_date, s.price_id, s.quantity, s.unit_amount,
-		   billing.start_cycle_day(s.bill_cycle_day, a.bill_cycle_day, s.start_date)
-	FROM unnest(account_ids, subscription_ids) AS x(account_id, subscription_id)
-	JOIN billing.subscription s ON s.account_id = x.account_id AND s.subscription_id = x.subscription_id
-	JOIN billing.account a ON a.account_id = s.account_id
-	WHERE NOT EXISTS (SELECT 1 FROM billing.subscription_change c
-					  WHERE c.account_id = s.account_id AND c.subscription_id = s.subscription_id AND c.kind = 'start');
+	PERFORM billing.write_run_rows('billing.subscription_change', $run$
+		SELECT s.account_id, s.subscription_id, 'start'::text AS kind, s.start_date AS effective_date, s.price_id,
+			   s.quantity, s.unit_amount,
+			   billing.start_cycle_day(s.bill_cycle_day, a.bill_cycle_day, s.start_date) AS cycle_day
+		FROM unnest($1, $2) AS x (account_id, subscription_id)
+		JOIN billing.subscription s ON s.account_id = x.account_id AND s.subscription_id = x.subscription_id
+		JOIN billing.account a ON a.account_id = s.account_id
+		WHERE NOT EXISTS (SELECT 1 FROM billing.subscription_change c
+						  WHERE c.account_id = s.account_id AND c.subscription_id = s.subscription_id
+							AND c.kind = 'start')$run$,
+		account_ids, subscription_ids);
 END $$;
 COMMENT ON FUNCTION billing.record_start_terms(bigint[], bigint[]) IS
 	'Writes the start row of the timeline (initial terms, resolved cycle day) of subscriptions that have none';

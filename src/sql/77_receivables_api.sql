@@ -368,15 +368,14 @@ BEGIN
 	-- keys are accounts it holds locked (and their currencies), the payments it
 	-- inserts and open documents of those accounts, which no one can delete
 	-- without the account lock; the key checks skip them
-	-- (billing.trust_run_statements)
-	PERFORM billing.trust_run_statements(true);
-	INSERT INTO billing.payment AS p (payment_id, account_id, amount, currency, received_on, method, reference)
-	SELECT x.payment_id, x.account_id, x.amount, x.currency, x.received_on, x.method, x.reference
-	FROM unnest(e_payment, e_account, e_amount, e_currency, received_dates, methods, payment_references, e_new)
-		 AS x (payment_id, account_id, amount, currency, received_on, method, reference, is_new)
-	WHERE x.is_new
-	ORDER BY x.payment_id;
-	PERFORM billing.trust_run_statements(false);
+	-- (billing.write_run_rows)
+	PERFORM billing.write_run_rows('billing.payment', $run$
+		SELECT x.payment_id, x.account_id, x.amount, x.currency, x.received_on, x.method, x.reference
+		FROM unnest($1, $2, $3, $4, $5, $6, $7, $8)
+			 AS x (payment_id, account_id, amount, currency, received_on, method, reference, is_new)
+		WHERE x.is_new
+		ORDER BY x.payment_id$run$,
+		e_payment, e_account, e_amount, e_currency, received_dates, methods, payment_references, e_new);
 
 	IF auto_apply AND NOT EXISTS (
 		-- no document of these accounts was unapplied after the earliest
@@ -384,11 +383,10 @@ BEGIN
 		SELECT 1 FROM billing.allocation r
 		WHERE r.account_id = ANY (account_ids) AND r.reverses_allocation_id IS NOT NULL
 		  AND r.allocated_on > (SELECT min(d) FROM unnest(received_dates) AS d)) THEN
-		PERFORM billing.trust_run_statements(true);
-		INSERT INTO billing.allocation AS a (account_id, invoice_id, payment_id, amount, allocated_on)
-		SELECT x.account_id, x.invoice_id, x.payment_id, x.amount, x.allocated_on
-		FROM billing.new_payment_allocations(e_account, e_payment, e_currency, received_dates, e_amount, e_new) x;
-		PERFORM billing.trust_run_statements(false);
+		PERFORM billing.write_run_rows('billing.allocation', $run$
+			SELECT x.account_id, x.invoice_id, x.payment_id, x.amount, x.allocated_on
+			FROM billing.new_payment_allocations($1, $2, $3, $4, $5, $6) x$run$,
+			e_account, e_payment, e_currency, received_dates, e_amount, e_new);
 	ELSIF auto_apply THEN
 		plan := ARRAY(SELECT x FROM billing.new_payment_allocations(e_account, e_payment, e_currency, received_dates,
 																	e_amount, e_new) x);
@@ -430,13 +428,12 @@ BEGIN
 			END IF;
 		END LOOP;
 
-		PERFORM billing.trust_run_statements(true);
-		INSERT INTO billing.allocation AS a (account_id, invoice_id, payment_id, amount, allocated_on)
-		SELECT x.account_id, x.invoice_id, x.payment_id, x.amount, x.allocated_on
-		FROM unnest(plan) WITH ORDINALITY AS x (allocation_id, account_id, invoice_id, payment_id, credit_note_id,
-												amount, allocated_on, reverses_allocation_id, created_at, k)
-		ORDER BY x.k;
-		PERFORM billing.trust_run_statements(false);
+		PERFORM billing.write_run_rows('billing.allocation', $run$
+			SELECT x.account_id, x.invoice_id, x.payment_id, x.amount, x.allocated_on
+			FROM unnest($1) WITH ORDINALITY AS x (allocation_id, account_id, invoice_id, payment_id, credit_note_id,
+												  amount, allocated_on, reverses_allocation_id, created_at, k)
+			ORDER BY x.k$run$,
+			plan);
 	END IF;
 
 	RETURN QUERY

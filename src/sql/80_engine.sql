@@ -9,7 +9,7 @@
 -- changes, cancellations, late usage and void-and-rebill are all this rule.
 
 CREATE TYPE billing.due_item AS (
-	item			text,			-- 'line' or 'watermark'
+	item			text,			-- 'line', 'watermark' or 'document'
 	account_id		bigint,
 	subscription_id	bigint,
 	currency		text,
@@ -29,7 +29,7 @@ CREATE TYPE billing.due_item AS (
 	next_due_date	date,
 	seen_reconcile_from date
 );
-COMMENT ON TYPE billing.due_item IS 'Output of billing.due_items(): a line to bill, or a subscription''s new watermarks';
+COMMENT ON TYPE billing.due_item IS 'Output of billing.due_items(): a line to bill, a subscription''s new watermarks, or the totals of the document an account''s lines in a currency make (amount, tax_amount, line_number = its line count)';
 
 -- The rule itself is in src/due_items.c: one query streams each candidate's
 -- timeline, billed lines and usage, and each subscription is reconciled in
@@ -45,4 +45,4 @@ SET jit = off
 -- private memory under 512MB at a million
 SET work_mem = '16MB';
 COMMENT ON FUNCTION billing.due_items(date, bigint[], boolean) IS
-	'What a run with this target date would bill: lines (expected minus billed per subscription period) and each candidate subscription''s new watermarks; full_history ignores the watermarks (used by check_integrity). Writes nothing';
+	'What a run with this target date would bill: lines (expected minus billed per subscription period), each candidate subscription''s new watermarks, and per account and currency the totals of the document its lines make; full_history ignores the watermarks (used by check_integrity). Writes nothing';

@@ -42,21 +42,22 @@ BEGIN
 	ANALYZE billing_due;
 
 	-- One document per account and currency, written once in its final form:
-	-- totals from its lines, due date and, when posting, its number.  (Written
-	-- as a draft and then totalled and numbered, each document row would be
-	-- rewritten twice, with its checks, in the run's largest table.)  Net
-	-- credit makes a credit note.  Ids follow (account, currency), numbers ids.
+	-- totals from its lines (summed by the engine as it made them: a GROUP BY
+	-- over a catch-up run's ten million lines took 16 s), due date and, when
+	-- posting, its number.  (Written as a draft and then totalled and
+	-- numbered, each document row would be rewritten twice, with its checks,
+	-- in the run's largest table.)  Net credit makes a credit note.  Ids
+	-- follow (account, currency), numbers ids.
 	IF to_regclass('pg_temp.billing_new_documents') IS NOT NULL THEN
 		DROP TABLE pg_temp.billing_new_documents;
 	END IF;
 	CREATE TEMP TABLE billing_new_documents ON COMMIT DROP AS
 	SELECT h.*, nextval('billing.invoice_invoice_id_seq') AS invoice_id
 	FROM (SELECT d.account_id, d.currency,
-				 CASE WHEN sum(d.amount + d.tax_amount) < 0 THEN 'credit_note' ELSE 'invoice' END AS document_type,
-				 sum(d.amount) AS subtotal, sum(d.tax_amount) AS tax_total
+				 CASE WHEN d.amount + d.tax_amount < 0 THEN 'credit_note' ELSE 'invoice' END AS document_type,
+				 d.amount AS subtotal, d.tax_amount AS tax_total, d.line_number AS lines
 		  FROM billing_due d
-		  WHERE d.item = 'line'
-		  GROUP BY d.account_id, d.currency
+		  WHERE d.item = 'document'
 		  ORDER BY d.account_id, d.currency) h;
 	ANALYZE billing_new_documents;
 
@@ -79,17 +80,17 @@ BEGIN
 	-- subscriptions and documents it has just written, and prices its
 	-- timelines reference, so the integrity triggers skip them
 	-- (billing.trust_run_statements, billing.write_run_rows)
-	PERFORM billing.write_run_rows('billing.invoice', format($run$
-		SELECT n.invoice_id, n.account_id, %1$L::bigint AS batch_id, n.document_type, num.document_number,
-			   %2$L::text AS status, %3$L::date AS invoice_date,
-			   billing.document_due_date(n.document_type, %3$L::date, a.payment_terms_days) AS due_date, n.currency,
+	PERFORM billing.write_run_rows('billing.invoice', $run$
+		SELECT n.invoice_id, n.account_id, $1 AS batch_id, n.document_type, num.document_number,
+			   CASE WHEN $3 THEN 'posted' ELSE 'draft' END AS status, $2 AS invoice_date,
+			   billing.document_due_date(n.document_type, $2, a.payment_terms_days) AS due_date, n.currency,
 			   n.subtotal, n.tax_total, n.subtotal + n.tax_total AS total,
-			   CASE WHEN %4$L::boolean THEN pg_catalog.now() END AS posted_at
+			   CASE WHEN $3 THEN pg_catalog.now() END AS posted_at
 		FROM pg_temp.billing_new_documents n
 		JOIN billing.account a ON a.account_id = n.account_id
 		LEFT JOIN pg_temp.billing_document_numbers num ON num.account_id = n.account_id AND num.invoice_id = n.invoice_id
 		ORDER BY n.invoice_id$run$,
-		batch_id, CASE WHEN auto_post THEN 'posted' ELSE 'draft' END, target_date, auto_post));
+		batch_id, target_date, auto_post);
 
 	-- watermarks: keep a reconcile_from that moved while we ran (late usage).
 	-- Written before the lines and the start terms: a subscription this
@@ -127,7 +128,7 @@ BEGIN
 	UPDATE billing.invoice_batch b
 	SET accounts = b.accounts + (SELECT count(DISTINCT n.account_id) FROM billing_new_documents n),
 		invoices = b.invoices + (SELECT count(*) FROM billing_new_documents n),
-		lines = b.lines + (SELECT count(*) FROM billing_due d WHERE d.item = 'line'),
+		lines = b.lines + (SELECT coalesce(sum(n.lines), 0) FROM billing_new_documents n),
 		total_amount = b.total_amount + (SELECT coalesce(sum(i.total), 0) FROM billing_new_documents n
 										 JOIN billing.invoice i ON i.account_id = n.account_id AND i.invoice_id = n.invoice_id)
 	WHERE b.batch_id = bill_accounts.batch_id;

@@ -16,11 +16,17 @@ CREATE FUNCTION billing.run_statement_trusted() RETURNS boolean
 COMMENT ON FUNCTION billing.run_statement_trusted() IS
 	'Whether the statement being checked is one of the extension''s own bulk writes (see billing.trust_run_statements)';
 
--- The run's bulk writer (src/run_writer.c): the rows of a query go into a
--- table as one marked statement, in batches as COPY writes them, with no
--- transition tables for triggers that would skip them; a plain INSERT when
--- the table has any other insert trigger.
+-- The bulk writer of the runs and record_payments (src/run_writer.c): the
+-- rows of a query go into a table as one marked statement, in batches as COPY
+-- writes them, with no transition tables for triggers that would skip them; a
+-- plain INSERT when the table has any other insert trigger.  The arguments
+-- after the query are its parameters $1, $2, ...
 CREATE FUNCTION billing.write_run_rows(target regclass, source text) RETURNS bigint
-	AS 'MODULE_PATHNAME', 'billing_write_run_rows' LANGUAGE C VOLATILE STRICT;
+	AS 'MODULE_PATHNAME', 'billing_write_run_rows' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION billing.write_run_rows(regclass, text) IS
 	'Writes the rows of the query source into target as one of the extension''s own bulk writes (columns by name, defaults for the rest, constraints and indexes as an INSERT); superuser only, returns the rows written';
+
+CREATE FUNCTION billing.write_run_rows(target regclass, source text, VARIADIC params "any") RETURNS bigint
+	AS 'MODULE_PATHNAME', 'billing_write_run_rows' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION billing.write_run_rows(regclass, text, "any") IS
+	'billing.write_run_rows(target, source) with the parameters $1, $2, ... of source';

@@ -1,7 +1,8 @@
 -- The run's bulk writer, billing.write_run_rows() (src/run_writer.c): an
 -- invoice run writes its documents and lines through it.  Here: only a
 -- superuser (the run's SECURITY DEFINER functions) may call it (42501,
--- nothing written); the rows it writes take the table's defaults and pass its
+-- nothing written); the arguments after the query are its parameters; no
+-- target is 22004; the rows it writes take the table's defaults and pass its
 -- NOT NULL, CHECK and unique constraints with the messages of an INSERT
 -- (23502, 23514, 23505, nothing written); its statement is marked, and the
 -- mark ends with it; a table with an insert trigger of its own (an audit
@@ -10,7 +11,7 @@
 BEGIN;
 \ir include/session.sql
 
-SELECT plan(25);
+SELECT plan(29);
 
 \ir include/lookups.sql
 CREATE FUNCTION pg_temp.lines() RETURNS bigint LANGUAGE sql STABLE
@@ -63,6 +64,16 @@ SELECT is((SELECT count(*) FROM invoice_line WHERE account_id = pg_temp.acct('a'
 SELECT is((SELECT count(*) FROM invoice_line l WHERE l.account_id = pg_temp.acct('a') AND l.line_number BETWEEN 100 AND 120),
 	21::bigint, 'its indexes find the rows (invoice_line_invoice_idx)');
 SELECT is(billing.run_statement_trusted(), false, 'after the call, no statement is marked as the run''s');
+SELECT is(billing.write_run_rows('billing.invoice_line',
+	$q$SELECT $1 AS account_id, $2 AS invoice_id, g AS line_number, 'adjustment'::text AS kind, $3 AS amount,
+			  $4 AS description
+	   FROM generate_series(3001, 3010) g$q$,
+	pg_temp.acct('a'), (SELECT invoice_id FROM draft_of_a), 2.50::numeric, NULL::text), 10::bigint,
+	'the arguments after the query are its parameters $1, $2, ... (NULL too)');
+SELECT results_eq(
+	$$SELECT count(*), sum(amount), count(description) FROM invoice_line
+	  WHERE account_id = pg_temp.acct('a') AND line_number > 3000$$,
+	$$VALUES (10::bigint, 25.00::numeric, 0::bigint)$$, 'the 10 rows hold the parameters'' values');
 
 SELECT pg_temp.refused($$SELECT billing.write_run_rows('billing.invoice_line',
 	$q$SELECT d.account_id, d.invoice_id, 1 AS line_number, 'discount'::text AS kind, 5.00 AS amount FROM pg_temp.draft_of_a d$q$)$$,
@@ -79,6 +90,8 @@ SELECT pg_temp.refused($$SELECT billing.write_run_rows('billing.invoice_line',
 	   FROM billing.invoice_line l WHERE l.account_id = (SELECT account_id FROM pg_temp.draft_of_a) AND l.line_number = 2500$q$)$$,
 	'23505', 'duplicate key value violates unique constraint "invoice_line_pkey"',
 	'a row with a line id already taken');
+SELECT pg_temp.refused($$SELECT billing.write_run_rows(NULL::regclass, 'SELECT 1 AS account_id')$$,
+	'22004', 'target and source of billing.write_run_rows must not be NULL', 'no target');
 SELECT is(billing.run_statement_trusted(), false, 'after a failed call, no statement is marked as the run''s');
 
 ------------------------------------------------------------------------------
