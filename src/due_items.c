@@ -41,13 +41,14 @@
 #include "schedule.h"
 
 /*
- * The candidates and, per candidate, what its reconciliation reads.  Row kinds
- * (tag): 1 a timeline row (terms from a date on; 0 as change_id: the
- * subscription row's start terms, not yet written to the timeline), 2 a
- * non-void billed line in the window (or a one-time charge), 3 a usage record
- * recent enough to fall in a period of the window.  The candidates come in key
- * order from the primary key (merged with the accounts' by account_id, no
- * sort); "%s" is the condition on the accounts of a chunk, or nothing.
+ * The candidates and, per candidate, what its reconciliation reads by index.
+ * Row kinds (tag): 1 the subscription row's start terms, not yet written to
+ * the timeline (0 as change_id), 2 a non-void billed line in the window (or a
+ * one-time charge), 3 a usage record recent enough to fall in a period of the
+ * window.  The candidates come in key order from the primary key (merged with
+ * the accounts' by account_id, no sort); "%s" is the condition on the
+ * accounts of a chunk, or nothing.  The timeline rows come from their own
+ * scan, in the same order (timeline_query_format).
  */
 static const char *const stream_query_format =
 "SELECT c.account_id, c.subscription_id, c.start_date, c.end_date, c.prorate_final_period,"
@@ -70,14 +71,9 @@ static const char *const stream_query_format =
 "		  AND (s.next_bill_date_override IS NULL OR s.next_bill_date_override <= $1)"
 "		ORDER BY s.account_id, s.subscription_id) c"
 " LEFT JOIN LATERAL ("
-"	SELECT 1 AS tag, ch.change_id, ch.effective_date AS day, ch.cycle_day, ch.price_id, ch.quantity,"
-"		   ch.unit_amount, NULL::text AS kind, NULL::billing.billing_period AS cycle_period,"
+"	SELECT 1 AS tag, 0::bigint AS change_id, c.start_date AS day, c.start_cycle_day AS cycle_day, c.price_id,"
+"		   c.quantity, c.unit_amount, NULL::text AS kind, NULL::billing.billing_period AS cycle_period,"
 "		   NULL::billing.billing_period AS service_period, NULL::numeric AS amount, NULL::text AS currency"
-"	FROM billing.subscription_change ch"
-"	WHERE ch.account_id = c.account_id AND ch.subscription_id = c.subscription_id AND ch.kind <> 'cancel'"
-"	UNION ALL"
-"	SELECT 1, 0, c.start_date, c.start_cycle_day, c.price_id, c.quantity, c.unit_amount,"
-"		   NULL, NULL, NULL, NULL, NULL"
 "	WHERE c.last_target_date IS NULL"
 "	  AND NOT EXISTS (SELECT 1 FROM billing.subscription_change ch"
 "					  WHERE ch.account_id = c.account_id AND ch.subscription_id = c.subscription_id"
@@ -98,6 +94,25 @@ static const char *const stream_query_format =
 "	WHERE u.account_id = c.account_id AND u.subscription_id = c.subscription_id"
 "	  AND u.usage_date >= c.window_from - $4"
 "	OFFSET 0) x ON true";
+
+/*
+ * The timeline (terms from a date on), in the candidates' key order, read in
+ * one index scan and merged with them: at month-end nearly every subscription
+ * is a candidate, and one ordered scan costs a fraction of a lookup each.
+ * "%s" is the condition on the accounts of a chunk ($1), or nothing.
+ */
+static const char *const timeline_query_format =
+"SELECT ch.account_id, ch.subscription_id, ch.change_id, ch.effective_date, ch.cycle_day, ch.price_id,"
+"		ch.quantity, ch.unit_amount"
+" FROM billing.subscription_change ch"
+" WHERE ch.kind <> 'cancel' %s"
+" ORDER BY ch.account_id, ch.subscription_id, ch.effective_date, ch.change_id";
+
+enum
+{
+	T_ACCOUNT_ID, T_SUBSCRIPTION_ID, T_CHANGE_ID, T_DAY, T_CYCLE_DAY, T_PRICE_ID, T_QUANTITY, T_UNIT_AMOUNT,
+	T_NCOLUMNS
+};
 
 enum
 {
@@ -1341,6 +1356,109 @@ start_subscription(Subscription *sub, Datum *v, bool *n)
 	sub->tax_exempt = DatumGetBool(v[S_TAX_EXEMPT]);
 }
 
+/*
+ * Terms from a date on: a timeline row, or the start terms of the
+ * subscription row.  v and n are a row of either query; the column numbers
+ * say where each field is.
+ */
+static void
+add_segment(Engine *engine, Subscription *sub, Datum *v, bool *n,
+			int change_id, int day, int cycle_day, int price_id, int quantity, int unit_amount)
+{
+	Segment    *g;
+	int64		price = DatumGetInt64(v[price_id]);
+
+	PUSH(sub->segments, sub->nsegments, sub->maxsegments);
+	g = &sub->segments[sub->nsegments++];
+	memset(g, 0, sizeof(Segment));
+	g->change_id = DatumGetInt64(v[change_id]);
+	g->start = DatumGetDateADT(v[day]);
+	g->price = find_price(engine, price);
+	if (g->price == NULL)
+		elog(ERROR, "price " INT64_FORMAT " of subscription " INT64_FORMAT " not found",
+			 price, sub->subscription_id);
+	g->quantity = n[quantity] ? NULL : DatumGetNumericCopy(v[quantity]);
+	g->unit_amount = n[unit_amount] ? g->price->unit_amount : DatumGetNumericCopy(v[unit_amount]);
+	g->has_cycle_day = !n[cycle_day];
+	g->cycle_day = n[cycle_day] ? 0 : DatumGetInt16(v[cycle_day]);
+}
+
+/*
+ * The timeline scan, read alongside the candidates: opened at the first
+ * candidate (a run with nothing due never reads it), fetched in batches.
+ */
+typedef struct TimelineScan
+{
+	const char *query;
+	int			nargs;
+	Oid			argtypes[1];
+	Datum		args[1];
+	char		argnulls[1];
+	Portal		portal;
+	SPITupleTable *rows;
+	uint64		nrows;
+	uint64		next;
+	bool		done;
+	Datum		v[T_NCOLUMNS];	/* the current row, when !done */
+	bool		n[T_NCOLUMNS];
+} TimelineScan;
+
+static void
+timeline_advance(TimelineScan *scan)
+{
+	if (scan->portal == NULL && !scan->done)
+	{
+		scan->portal = SPI_cursor_open_with_args(NULL, scan->query, scan->nargs, scan->argtypes, scan->args,
+												 scan->argnulls, true, 0);
+		if (scan->portal == NULL)
+			elog(ERROR, "opening the billing.due_items timeline scan failed: %s",
+				 SPI_result_code_string(SPI_result));
+	}
+	while (!scan->done && scan->next >= scan->nrows)
+	{
+		if (scan->rows != NULL)
+			SPI_freetuptable(scan->rows);
+		SPI_cursor_fetch(scan->portal, true, 2000);
+		scan->rows = SPI_tuptable;
+		scan->nrows = SPI_processed;
+		scan->next = 0;
+		if (scan->nrows == 0)
+			scan->done = true;
+	}
+	if (!scan->done)
+		heap_deform_tuple(scan->rows->vals[scan->next++], scan->rows->tupdesc, scan->v, scan->n);
+}
+
+/* -1, 0, 1 as the current timeline row's key is before, at, after the key */
+static int
+timeline_cmp(TimelineScan *scan, int64 account_id, int64 subscription_id)
+{
+	int64		a = DatumGetInt64(scan->v[T_ACCOUNT_ID]);
+	int64		s = DatumGetInt64(scan->v[T_SUBSCRIPTION_ID]);
+
+	if (a != account_id)
+		return a < account_id ? -1 : 1;
+	if (s != subscription_id)
+		return s < subscription_id ? -1 : 1;
+	return 0;
+}
+
+/* The timeline rows of a candidate become its segments; rows of others are passed. */
+static void
+add_timeline(Engine *engine, TimelineScan *scan, Subscription *sub)
+{
+	if (scan->portal == NULL && !scan->done)
+		timeline_advance(scan);
+	while (!scan->done && timeline_cmp(scan, sub->account_id, sub->subscription_id) < 0)
+		timeline_advance(scan);
+	while (!scan->done && timeline_cmp(scan, sub->account_id, sub->subscription_id) == 0)
+	{
+		add_segment(engine, sub, scan->v, scan->n, T_CHANGE_ID, T_DAY, T_CYCLE_DAY, T_PRICE_ID, T_QUANTITY,
+					T_UNIT_AMOUNT);
+		timeline_advance(scan);
+	}
+}
+
 static void
 add_stream_row(Engine *engine, Subscription *sub, Datum *v, bool *n)
 {
@@ -1349,25 +1467,8 @@ add_stream_row(Engine *engine, Subscription *sub, Datum *v, bool *n)
 		case 0:
 			break;
 		case 1:
-			{
-				Segment    *g;
-				int64		price_id = DatumGetInt64(v[S_PRICE_ID]);
-
-				PUSH(sub->segments, sub->nsegments, sub->maxsegments);
-				g = &sub->segments[sub->nsegments++];
-				memset(g, 0, sizeof(Segment));
-				g->change_id = DatumGetInt64(v[S_CHANGE_ID]);
-				g->start = DatumGetDateADT(v[S_DAY]);
-				g->price = find_price(engine, price_id);
-				if (g->price == NULL)
-					elog(ERROR, "price " INT64_FORMAT " of subscription " INT64_FORMAT " not found",
-						 price_id, sub->subscription_id);
-				g->quantity = n[S_QUANTITY] ? NULL : DatumGetNumericCopy(v[S_QUANTITY]);
-				g->unit_amount = n[S_UNIT_AMOUNT] ? g->price->unit_amount : DatumGetNumericCopy(v[S_UNIT_AMOUNT]);
-				g->has_cycle_day = !n[S_CYCLE_DAY];
-				g->cycle_day = n[S_CYCLE_DAY] ? 0 : DatumGetInt16(v[S_CYCLE_DAY]);
-				break;
-			}
+			add_segment(engine, sub, v, n, S_CHANGE_ID, S_DAY, S_CYCLE_DAY, S_PRICE_ID, S_QUANTITY, S_UNIT_AMOUNT);
+			break;
 		case 2:
 			{
 				BilledLine *l;
@@ -1423,6 +1524,7 @@ billing_due_items(PG_FUNCTION_ARGS)
 	Portal		portal;
 	Subscription sub;
 	bool		in_sub = false;
+	TimelineScan timeline;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1465,6 +1567,12 @@ billing_due_items(PG_FUNCTION_ARGS)
 									   4, argtypes, args, argnulls, true, 0);
 	if (portal == NULL)
 		elog(ERROR, "opening the billing.due_items stream failed: %s", SPI_result_code_string(SPI_result));
+	memset(&timeline, 0, sizeof(TimelineScan));
+	timeline.query = psprintf(timeline_query_format, PG_ARGISNULL(1) ? "" : "AND ch.account_id = ANY ($1)");
+	timeline.nargs = PG_ARGISNULL(1) ? 0 : 1;
+	timeline.argtypes[0] = INT8ARRAYOID;
+	timeline.args[0] = args[1];
+	timeline.argnulls[0] = ' ';
 
 	for (;;)
 	{
@@ -1499,6 +1607,7 @@ billing_due_items(PG_FUNCTION_ARGS)
 					CHECK_FOR_INTERRUPTS();
 				}
 				start_subscription(&sub, v, n);
+				add_timeline(&engine, &timeline, &sub);
 				in_sub = true;
 			}
 			add_stream_row(&engine, &sub, v, n);
@@ -1513,6 +1622,8 @@ billing_due_items(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 	}
 	emit_documents(&engine);
+	if (timeline.portal != NULL)
+		SPI_cursor_close(timeline.portal);
 	SPI_cursor_close(portal);
 	SPI_finish();
 	MemoryContextDelete(engine.cxt);
