@@ -29,10 +29,11 @@
 #   1. generates the book into a template database (untimed; month_end
 #      includes the committed run at 2026-09-30) and counts the findings of
 #      billing.check_integrity() on it;
-#   2. on a copy: BENCH_RUNS times, in BEGIN ... ROLLBACK, then VACUUM:
+#   2. BENCH_RUNS times, each on a fresh copy of the template, in BEGIN ...
+#      ROLLBACK:
 #        engine   SELECT ... FROM billing.run_invoice_batch('2026-10-31')
 #        second   the same again in the same transaction (nothing left to bill)
-#      after one untimed warm-up run whose statements are logged with
+#      after one untimed warm-up run (on the work copy) whose statements are logged with
 #      auto_explain (ANALYZE, BUFFERS, nested) and whose invoices and lines
 #      are exported (\copy) for the floor;
 #        floor    the exported invoice and line rows written by two plain
@@ -412,18 +413,24 @@ measure_engine() {
 	engine_script engine_warmup 1 >"$SC_DIR/engine_warmup.sql"
 	run_session "$work" engine_warmup
 	psql_db "$work" -c 'VACUUM' >/dev/null
-	local engine=() second=() lines='' invoices='' mem_files=()
+	local engine=() second=() lines='' invoices='' mem_files=() copy=$work"_run"
 	for r in $(seq 1 "$BENCH_RUNS"); do
 		tag=engine_$r
 		engine_script "$tag" 0 >"$SC_DIR/$tag.sql"
-		run_session "$work" "$tag"
+		# each timed run on a fresh copy of the book, as the floor writes
+		# into emptied tables: a run rolled back in the same database leaves
+		# its lines' index entries and page splits behind (runs 2 and 3 were
+		# 20-50% slower than run 1 there)
+		copy_db "$TPL" "$copy"
+		prewarm "$copy"
+		run_session "$copy" "$tag"
+		drop_db "$copy"
 		engine+=("$(times_of "$SC_DIR/$tag.log" engine)")
 		second+=("$(times_of "$SC_DIR/$tag.log" second)")
 		read -r _ invoices lines _ < <(results_of "$SC_DIR/$tag.log" engine)
 		FIG[$SC.second_lines]=$(results_of "$SC_DIR/$tag.log" second | awk '{ print $3 }')
 		mem_files+=("$SC_DIR/$tag.mem")
 		say "$SC: run $r: engine ${engine[-1]} s ($lines lines, $invoices invoices), second run ${second[-1]} s"
-		psql_db "$work" -c 'VACUUM' >/dev/null
 	done
 	record "$SC.engine" "engine run" "${engine[@]}"
 	record "$SC.second" "second run, same date" "${second[@]}"
