@@ -195,7 +195,7 @@ insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src, SourceParams *param
 	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "billing run writer batch",
 													ALLOCSET_DEFAULT_SIZES);
 	BulkInsertState bistate = GetBulkInsertState();
-	CommandId	cid = GetCurrentCommandId(true);
+	CommandId	cid;
 	Portal		portal;
 	uint64		written = 0;
 
@@ -229,6 +229,12 @@ insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src, SourceParams *param
 		slots[i] = table_slot_create(rel, NULL);
 
 	portal = SPI_cursor_open(NULL, plan, params->values, params->nulls, false);
+	/*
+	 * Opening the cursor advanced the command counter and took its snapshot:
+	 * rows written under the counter now are invisible to it, so a source that
+	 * reads the target sees none of its own rows, as in INSERT ... SELECT.
+	 */
+	cid = GetCurrentCommandId(true);
 	for (;;)
 	{
 		uint64		n;

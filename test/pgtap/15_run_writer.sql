@@ -11,7 +11,7 @@
 BEGIN;
 \ir include/session.sql
 
-SELECT plan(29);
+SELECT plan(31);
 
 \ir include/lookups.sql
 CREATE FUNCTION pg_temp.lines() RETURNS bigint LANGUAGE sql STABLE
@@ -74,6 +74,21 @@ SELECT results_eq(
 	$$SELECT count(*), sum(amount), count(description) FROM invoice_line
 	  WHERE account_id = pg_temp.acct('a') AND line_number > 3000$$,
 	$$VALUES (10::bigint, 25.00::numeric, 0::bigint)$$, 'the 10 rows hold the parameters'' values');
+-- by an index scan, which would find the new entries as it goes (a sequential
+-- scan stops at the pages that existed when it began); the timeout ends the
+-- loop that would be
+SET LOCAL enable_seqscan = off;
+SET LOCAL enable_bitmapscan = off;
+SET LOCAL statement_timeout = '60s';
+SELECT is(billing.write_run_rows('billing.invoice_line',
+	$q$SELECT l.account_id, l.invoice_id, l.line_number + 10000 AS line_number, l.kind, l.amount
+	   FROM billing.invoice_line l WHERE l.account_id = $1$q$, pg_temp.acct('a')), 2510::bigint,
+	'a source that reads the target copies the 2,510 rows it had, not the rows it writes');
+SELECT is((SELECT count(*) FROM invoice_line WHERE account_id = pg_temp.acct('a')), 5020::bigint,
+	'... which makes 5,020');
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+RESET statement_timeout;
 
 SELECT pg_temp.refused($$SELECT billing.write_run_rows('billing.invoice_line',
 	$q$SELECT d.account_id, d.invoice_id, 1 AS line_number, 'discount'::text AS kind, 5.00 AS amount FROM pg_temp.draft_of_a d$q$)$$,
