@@ -69,12 +69,6 @@ BEGIN
 		FROM billing_new_documents n;
 	END IF;
 
-	IF to_regclass('pg_temp.billing_document_numbers') IS NOT NULL THEN
-		DROP TABLE pg_temp.billing_document_numbers;
-	END IF;
-	CREATE TEMP TABLE billing_document_numbers ON COMMIT DROP AS
-	SELECT * FROM billing.number_documents(doc_accounts, doc_ids, doc_types);
-
 	-- the documents and then the lines are the run's own statements, written
 	-- by its bulk writer: their keys are accounts it has locked, a batch,
 	-- subscriptions and documents it has just written, and prices its
@@ -88,9 +82,10 @@ BEGIN
 			   CASE WHEN $3 THEN pg_catalog.now() END AS posted_at
 		FROM pg_temp.billing_new_documents n
 		JOIN billing.account a ON a.account_id = n.account_id
-		LEFT JOIN pg_temp.billing_document_numbers num ON num.account_id = n.account_id AND num.invoice_id = n.invoice_id
+		LEFT JOIN billing.number_documents($4, $5, $6) num
+			   ON num.account_id = n.account_id AND num.invoice_id = n.invoice_id
 		ORDER BY n.invoice_id$run$,
-		batch_id, target_date, auto_post);
+		batch_id, target_date, auto_post, doc_accounts, doc_ids, doc_types);
 
 	-- watermarks: keep a reconcile_from that moved while we ran (late usage).
 	-- Written before the lines and the start terms: a subscription this
