@@ -120,12 +120,13 @@ BEGIN
 		PERFORM billing.apply_account_credit(doc_accounts, doc_ids);
 	END IF;
 
+	-- the batch's counters from the documents just written (a document's
+	-- total is its subtotal plus its tax, as written above)
 	UPDATE billing.invoice_batch b
-	SET accounts = b.accounts + (SELECT count(DISTINCT n.account_id) FROM billing_new_documents n),
-		invoices = b.invoices + (SELECT count(*) FROM billing_new_documents n),
-		lines = b.lines + (SELECT coalesce(sum(n.lines), 0) FROM billing_new_documents n),
-		total_amount = b.total_amount + (SELECT coalesce(sum(i.total), 0) FROM billing_new_documents n
-										 JOIN billing.invoice i ON i.account_id = n.account_id AND i.invoice_id = n.invoice_id)
+	SET (accounts, invoices, lines, total_amount) =
+		(SELECT b.accounts + count(DISTINCT n.account_id), b.invoices + count(*), b.lines + coalesce(sum(n.lines), 0),
+				b.total_amount + coalesce(sum(n.subtotal + n.tax_total), 0)
+		 FROM billing_new_documents n)
 	WHERE b.batch_id = bill_accounts.batch_id;
 END $$;
 COMMENT ON FUNCTION billing.bill_accounts(date, boolean, bigint, bigint[]) IS
