@@ -6,12 +6,15 @@
  * An invoice run writes its documents and lines from rows it has just
  * computed and checked: documents of accounts it holds locked, totals summed
  * from the very lines it inserts next, lines of subscriptions whose watermarks
- * it has just updated, prices its timelines reference.  record_payments
+ * it has just updated, prices its timelines reference, and the first
+ * timeline rows of subscriptions its callers hold locked.  record_payments
  * writes payments of accounts it holds locked and allocations to their open
  * documents.  Checking those keys again costs a join over every new row (7.6
  * s of a 1M-line run), to find what cannot be missing.  The writers mark their
- * own statements; billing.check_foreign_keys() and
- * billing.invoice_line_guard_insert() return at once for them.
+ * own statements (run_writer.c marks each statement it writes;
+ * billing.trust_run_statements() marks the next one from SQL);
+ * billing.check_foreign_keys() and billing.invoice_line_guard_insert() return
+ * at once for them.
  *
  * The mark is the current top-level transaction and subtransaction, set only
  * by a superuser (the extension's SECURITY DEFINER run functions; anyone else

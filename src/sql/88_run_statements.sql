@@ -1,5 +1,5 @@
--- Statements of the extension's own bulk writers (an invoice run's documents
--- and lines, record_payments' payments and allocations) that the
+-- Statements of the extension's own bulk writers (an invoice run's documents,
+-- lines and first timeline rows, record_payments' payments and allocations) that the
 -- statement-level integrity triggers trust (src/run_statements.c says why and
 -- how): they are computed from rows the writer holds locked or has just
 -- written, and checking their keys again cost a join over every new row.
