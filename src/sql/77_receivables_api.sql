@@ -248,13 +248,13 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 -- the running sums over open documents sort a row per document and payment:
--- in memory at 16MB for 100,000 payments (4MB spilled every sort to disk)
-SET work_mem = '16MB'
+-- in memory at 32MB for 100,000 payments (the largest sort takes 23MB; at
+-- 16MB two of them spilled to disk)
+SET work_mem = '32MB'
 AS $$
 DECLARE
 	n int := coalesce(cardinality(account_ids), 0);
 	-- per element, in array order
-	e_account bigint[];
 	e_amount numeric[];		-- at the currency's scale
 	e_currency text[];
 	e_payment bigint[];		-- the payment the element records or names again
@@ -299,16 +299,18 @@ BEGIN
 
 	-- every element with what it records and its first problem, in the order
 	-- record_payment checks them; a reference names the payment recorded
-	-- before the call or by the first element that uses it
-	SELECT array_agg(c.account_id ORDER BY c.ord), array_agg(c.money ORDER BY c.ord),
-		   array_agg(c.currency ORDER BY c.ord), array_agg(c.recorded_id ORDER BY c.ord),
-		   array_agg(c.is_new ORDER BY c.ord), array_agg(c.first_ord ORDER BY c.ord),
+	-- before the call or by the first element that uses it.  The aggregates
+	-- take the elements in array order from the sorted subquery, with nothing
+	-- between that could reorder them: one sort instead of one per aggregate
+	-- (PostgreSQL 15 sorts the input of each aggregate with its own ORDER BY)
+	SELECT array_agg(c.money), array_agg(c.currency), array_agg(c.recorded_id), array_agg(c.is_new),
+		   array_agg(c.first_ord),
 		   min(c.ord) FILTER (WHERE c.problem IS NOT NULL),
-		   (array_agg(c.problem ORDER BY c.ord) FILTER (WHERE c.problem IS NOT NULL))[1],
-		   (array_agg(c.recorded_amount ORDER BY c.ord) FILTER (WHERE c.problem IS NOT NULL))[1],
-		   (array_agg(c.recorded_on ORDER BY c.ord) FILTER (WHERE c.problem IS NOT NULL))[1],
-		   (array_agg(c.recorded_currency ORDER BY c.ord) FILTER (WHERE c.problem IS NOT NULL))[1]
-	INTO e_account, e_amount, e_currency, e_payment, e_new, e_first,
+		   (array_agg(c.problem) FILTER (WHERE c.problem IS NOT NULL))[1],
+		   (array_agg(c.recorded_amount) FILTER (WHERE c.problem IS NOT NULL))[1],
+		   (array_agg(c.recorded_on) FILTER (WHERE c.problem IS NOT NULL))[1],
+		   (array_agg(c.recorded_currency) FILTER (WHERE c.problem IS NOT NULL))[1]
+	INTO e_amount, e_currency, e_payment, e_new, e_first,
 		 bad_ord, bad_problem, recorded_amount, recorded_on, recorded_currency
 	FROM (SELECT e.*,
 				 CASE WHEN e.received_on IS NULL THEN 'received_on'
@@ -328,7 +330,9 @@ BEGIN
 					 AS x (account_id, amount, received_on, reference, method, ord)
 				LEFT JOIN billing.account a ON a.account_id = x.account_id
 				LEFT JOIN billing.payment p ON p.account_id = x.account_id AND p.reference = x.reference
-				WINDOW w AS (PARTITION BY x.account_id, x.reference ORDER BY x.ord)) e) c;
+				-- references compared byte by byte, as equality compares them
+				WINDOW w AS (PARTITION BY x.account_id, x.reference COLLATE "C" ORDER BY x.ord)) e
+		  ORDER BY e.ord) c;
 
 	IF bad_ord IS NOT NULL THEN
 		element := format('element %s of %s: account %s, amount %s, received on %s, reference %s', bad_ord, n,
@@ -375,7 +379,7 @@ BEGIN
 			 AS x (payment_id, account_id, amount, currency, received_on, method, reference, is_new)
 		WHERE x.is_new
 		ORDER BY x.payment_id$run$,
-		e_payment, e_account, e_amount, e_currency, received_dates, methods, payment_references, e_new);
+		e_payment, account_ids, e_amount, e_currency, received_dates, methods, payment_references, e_new);
 
 	IF auto_apply AND NOT EXISTS (
 		-- no document of these accounts was unapplied after the earliest
@@ -386,9 +390,9 @@ BEGIN
 		PERFORM billing.write_run_rows('billing.allocation', $run$
 			SELECT x.account_id, x.invoice_id, x.payment_id, x.amount, x.allocated_on
 			FROM billing.new_payment_allocations($1, $2, $3, $4, $5, $6) x$run$,
-			e_account, e_payment, e_currency, received_dates, e_amount, e_new);
+			account_ids, e_payment, e_currency, received_dates, e_amount, e_new);
 	ELSIF auto_apply THEN
-		plan := ARRAY(SELECT x FROM billing.new_payment_allocations(e_account, e_payment, e_currency, received_dates,
+		plan := ARRAY(SELECT x FROM billing.new_payment_allocations(account_ids, e_payment, e_currency, received_dates,
 																	e_amount, e_new) x);
 		-- a document unapplied after an allocation's date may not have its open
 		-- amount free on every date from then on: date those allocations as
@@ -437,7 +441,7 @@ BEGIN
 	END IF;
 
 	RETURN QUERY
-	SELECT p.* FROM unnest(e_account, e_payment) WITH ORDINALITY AS x (account_id, payment_id, ord)
+	SELECT p.* FROM unnest(account_ids, e_payment) WITH ORDINALITY AS x (account_id, payment_id, ord)
 	JOIN billing.payment p ON p.account_id = x.account_id AND p.payment_id = x.payment_id
 	ORDER BY x.ord;
 END $$;
