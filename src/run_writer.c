@@ -175,29 +175,138 @@ insert_via_sql(Relation rel, TupleDesc src, const char *source, SourceParams *pa
 }
 
 /*
- * The bulk path: fetch the source in batches, fill one slot per row (source
- * columns, defaults for the rest), check constraints, multi-insert the batch
- * and then add its index entries.
+ * The bulk path: the source query's executor hands each row to a
+ * DestReceiver (no SPI tuple table, so a row is copied once, not formed,
+ * copied and taken apart again), which fills one slot per row (source
+ * columns, defaults for the rest), checks constraints, and every batch
+ * multi-inserts the rows and then adds their index entries.
  */
+typedef struct RunWriter
+{
+	DestReceiver pub;			/* first: the executor sees a DestReceiver */
+	Relation	rel;
+	int		   *map;			/* target attribute -> source column or -1 */
+	ExprState **defaults;		/* target attribute -> its default, if any */
+	EState	   *estate;
+	ResultRelInfo *rri;
+	BulkInsertState bistate;
+	CommandId	cid;
+	TupleTableSlot *source_rows[RUN_WRITER_BATCH];	/* the batch as received */
+	TupleTableSlot *rows[RUN_WRITER_BATCH];	/* the batch as written */
+	int			nbuffered;
+	uint64		written;
+} RunWriter;
+
+/* Multi-insert the buffered rows, then their index entries. */
+static void
+flush_batch(RunWriter *w)
+{
+	MemoryContext old;
+
+	if (w->nbuffered == 0)
+		return;
+	/* table_multi_insert may leak into the current context */
+	old = MemoryContextSwitchTo(GetPerTupleMemoryContext(w->estate));
+	table_multi_insert(w->rel, w->rows, w->nbuffered, w->cid, 0, w->bistate);
+	MemoryContextSwitchTo(old);
+	for (int r = 0; r < w->nbuffered; r++)
+	{
+		List	   *recheck = NIL;
+
+		if (w->rri->ri_NumIndices > 0)
+			recheck = ExecInsertIndexTuples(w->rri, w->rows[r], w->estate, false, false, NULL, NIL);
+		/* no deferred unique or exclusion constraints on the run's tables */
+		if (recheck != NIL)
+			elog(ERROR, "run writer cannot write %s: it has deferred index checks",
+				 RelationGetRelationName(w->rel));
+		ExecClearTuple(w->rows[r]);
+		ExecClearTuple(w->source_rows[r]);
+	}
+	ResetPerTupleExprContext(w->estate);
+	w->written += w->nbuffered;
+	w->nbuffered = 0;
+}
+
+static void
+run_writer_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	RunWriter  *w = (RunWriter *) self;
+
+	/*
+	 * The source's snapshot is taken and the command counter advanced: rows
+	 * written under the counter now are invisible to it, so a source that
+	 * reads the target sees none of its own rows, as in INSERT ... SELECT.
+	 */
+	w->cid = GetCurrentCommandId(true);
+}
+
+static bool
+run_writer_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	RunWriter  *w = (RunWriter *) self;
+	TupleDesc	dst = RelationGetDescr(w->rel);
+	ExprContext *econtext = GetPerTupleExprContext(w->estate);
+	TupleTableSlot *source_row = w->source_rows[w->nbuffered];
+	TupleTableSlot *row = w->rows[w->nbuffered];
+
+	/* the executor reuses its slot: keep the row until the batch is written */
+	ExecCopySlot(source_row, slot);
+	slot_getallattrs(source_row);
+	for (int a = 0; a < dst->natts; a++)
+	{
+		if (w->map[a] >= 0)
+		{
+			row->tts_values[a] = source_row->tts_values[w->map[a]];
+			row->tts_isnull[a] = source_row->tts_isnull[w->map[a]];
+		}
+		else if (w->defaults[a] != NULL)
+			row->tts_values[a] = ExecEvalExpr(w->defaults[a], econtext, &row->tts_isnull[a]);
+		else
+		{
+			row->tts_values[a] = (Datum) 0;
+			row->tts_isnull[a] = true;
+		}
+	}
+	ExecStoreVirtualTuple(row);
+	if (w->rel->rd_att->constr)
+		ExecConstraints(w->rri, row, w->estate);
+	if (++w->nbuffered == RUN_WRITER_BATCH)
+		flush_batch(w);
+	return true;
+}
+
+static void
+run_writer_shutdown(DestReceiver *self)
+{
+	flush_batch((RunWriter *) self);
+}
+
+static void
+run_writer_destroy(DestReceiver *self)
+{
+}
+
 static uint64
 insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src, SourceParams *params)
 {
 	TupleDesc	dst = RelationGetDescr(rel);
-	int		   *map = map_source_columns(rel, src);
-	ExprState **defaults = palloc0(sizeof(ExprState *) * dst->natts);
-	EState	   *estate = CreateExecutorState();
-	ExprContext *econtext = GetPerTupleExprContext(estate);
+	RunWriter  *w = palloc0(sizeof(RunWriter));
 	RangeTblEntry *rte = makeNode(RangeTblEntry);
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
-	TupleTableSlot *slots[RUN_WRITER_BATCH];
-	Datum	   *src_values = palloc(sizeof(Datum) * src->natts);
-	bool	   *src_nulls = palloc(sizeof(bool) * src->natts);
-	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "billing run writer batch",
-													ALLOCSET_DEFAULT_SIZES);
-	BulkInsertState bistate = GetBulkInsertState();
-	CommandId	cid;
-	Portal		portal;
-	uint64		written = 0;
+	ParamListInfo paramlist = makeParamList(params->n);
+	SPIExecuteOptions options;
+	int			rc;
+
+	w->pub.receiveSlot = run_writer_receive;
+	w->pub.rStartup = run_writer_startup;
+	w->pub.rShutdown = run_writer_shutdown;
+	w->pub.rDestroy = run_writer_destroy;
+	w->pub.mydest = DestNone;
+	w->rel = rel;
+	w->map = map_source_columns(rel, src);
+	w->defaults = palloc0(sizeof(ExprState *) * dst->natts);
+	w->estate = CreateExecutorState();
+	w->rri = makeNode(ResultRelInfo);
+	w->bistate = GetBulkInsertState();
 
 	/* the relation as an INSERT's range table entry: permissions, constraints */
 	rte->rtekind = RTE_RELATION;
@@ -212,100 +321,54 @@ insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src, SourceParams *param
 		if (da->attisdropped)
 			continue;
 		rte->insertedCols = bms_add_member(rte->insertedCols, da->attnum - FirstLowInvalidHeapAttributeNumber);
-		if (map[a] < 0)
+		if (w->map[a] < 0)
 		{
 			Expr	   *defexpr = (Expr *) build_column_default(rel, da->attnum);
 
 			if (defexpr != NULL)
-				defaults[a] = ExecInitExpr(expression_planner(defexpr), NULL);
+				w->defaults[a] = ExecInitExpr(expression_planner(defexpr), NULL);
 		}
 	}
 	ExecCheckRTPerms(list_make1(rte), true);
-	ExecInitRangeTable(estate, list_make1(rte));
-	ExecInitResultRelation(estate, rri, 1);
-	CheckValidResultRel(rri, CMD_INSERT);
-	ExecOpenIndices(rri, false);
+	ExecInitRangeTable(w->estate, list_make1(rte));
+	ExecInitResultRelation(w->estate, w->rri, 1);
+	CheckValidResultRel(w->rri, CMD_INSERT);
+	ExecOpenIndices(w->rri, false);
 	for (int i = 0; i < RUN_WRITER_BATCH; i++)
-		slots[i] = table_slot_create(rel, NULL);
-
-	portal = SPI_cursor_open(NULL, plan, params->values, params->nulls, false);
-	/*
-	 * Opening the cursor advanced the command counter and took its snapshot:
-	 * rows written under the counter now are invisible to it, so a source that
-	 * reads the target sees none of its own rows, as in INSERT ... SELECT.
-	 */
-	cid = GetCurrentCommandId(true);
-	for (;;)
 	{
-		uint64		n;
-		MemoryContext old;
-
-		SPI_cursor_fetch(portal, true, RUN_WRITER_BATCH);
-		n = SPI_processed;
-		if (n == 0)
-			break;
-		old = MemoryContextSwitchTo(batch_cxt);
-		for (uint64 r = 0; r < n; r++)
-		{
-			TupleTableSlot *slot = slots[r];
-
-			ExecClearTuple(slot);
-			heap_deform_tuple(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, src_values, src_nulls);
-			for (int a = 0; a < dst->natts; a++)
-			{
-				if (map[a] >= 0)
-				{
-					slot->tts_values[a] = src_values[map[a]];
-					slot->tts_isnull[a] = src_nulls[map[a]];
-				}
-				else if (defaults[a] != NULL)
-					slot->tts_values[a] = ExecEvalExpr(defaults[a], econtext, &slot->tts_isnull[a]);
-				else
-				{
-					slot->tts_values[a] = (Datum) 0;
-					slot->tts_isnull[a] = true;
-				}
-			}
-			ExecStoreVirtualTuple(slot);
-			if (rel->rd_att->constr)
-				ExecConstraints(rri, slot, estate);
-		}
-		MemoryContextSwitchTo(old);
-
-		/* table_multi_insert may leak into the current context */
-		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
-		table_multi_insert(rel, slots, (int) n, cid, 0, bistate);
-		MemoryContextSwitchTo(old);
-		for (uint64 r = 0; r < n; r++)
-		{
-			List	   *recheck = NIL;
-
-			if (rri->ri_NumIndices > 0)
-				recheck = ExecInsertIndexTuples(rri, slots[r], estate, false, false, NULL, NIL);
-			/* no deferred unique or exclusion constraints on the run's tables */
-			if (recheck != NIL)
-				elog(ERROR, "run writer cannot write %s: it has deferred index checks",
-					 RelationGetRelationName(rel));
-			ExecClearTuple(slots[r]);
-			ResetPerTupleExprContext(estate);
-		}
-		written += n;
-		SPI_freetuptable(SPI_tuptable);
-		MemoryContextReset(batch_cxt);
-		CHECK_FOR_INTERRUPTS();
+		w->source_rows[i] = MakeSingleTupleTableSlot(src, &TTSOpsVirtual);
+		w->rows[i] = table_slot_create(rel, NULL);
 	}
-	SPI_cursor_close(portal);
+
+	for (int i = 0; i < params->n; i++)
+	{
+		ParamExternData *prm = &paramlist->params[i];
+
+		prm->value = params->values[i];
+		prm->isnull = params->nulls[i] == 'n';
+		prm->pflags = PARAM_FLAG_CONST;
+		prm->ptype = params->types[i];
+	}
+	memset(&options, 0, sizeof(options));
+	options.params = paramlist;
+	options.read_only = false;
+	options.dest = &w->pub;
+	rc = SPI_execute_plan_extended(plan, &options);
+	if (rc < 0)
+		elog(ERROR, "run writer source failed: %s", SPI_result_code_string(rc));
 
 	table_finish_bulk_insert(rel, 0);
-	FreeBulkInsertState(bistate);
+	FreeBulkInsertState(w->bistate);
 	for (int i = 0; i < RUN_WRITER_BATCH; i++)
-		ExecDropSingleTupleTableSlot(slots[i]);
+	{
+		ExecDropSingleTupleTableSlot(w->source_rows[i]);
+		ExecDropSingleTupleTableSlot(w->rows[i]);
+	}
 	/* closes the indexes too */
-	ExecCloseResultRelations(estate);
-	ExecCloseRangeTableRelations(estate);
-	FreeExecutorState(estate);
-	MemoryContextDelete(batch_cxt);
-	return written;
+	ExecCloseResultRelations(w->estate);
+	ExecCloseRangeTableRelations(w->estate);
+	FreeExecutorState(w->estate);
+	return w->written;
 }
 
 /*
