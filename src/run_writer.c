@@ -195,6 +195,7 @@ typedef struct RunWriter
 	TupleTableSlot *rows[RUN_WRITER_BATCH];	/* the batch as written */
 	int			nbuffered;
 	uint64		written;
+	MemoryContext batch_cxt;	/* what filling the batch allocates */
 } RunWriter;
 
 /* Multi-insert the buffered rows, then their index entries. */
@@ -213,16 +214,19 @@ flush_batch(RunWriter *w)
 	{
 		List	   *recheck = NIL;
 
+		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(w->estate));
 		if (w->rri->ri_NumIndices > 0)
 			recheck = ExecInsertIndexTuples(w->rri, w->rows[r], w->estate, false, false, NULL, NIL);
+		MemoryContextSwitchTo(old);
 		/* no deferred unique or exclusion constraints on the run's tables */
 		if (recheck != NIL)
 			elog(ERROR, "run writer cannot write %s: it has deferred index checks",
 				 RelationGetRelationName(w->rel));
 		ExecClearTuple(w->rows[r]);
 		ExecClearTuple(w->source_rows[r]);
+		ResetPerTupleExprContext(w->estate);
 	}
-	ResetPerTupleExprContext(w->estate);
+	MemoryContextReset(w->batch_cxt);
 	w->written += w->nbuffered;
 	w->nbuffered = 0;
 }
@@ -248,10 +252,13 @@ run_writer_receive(TupleTableSlot *slot, DestReceiver *self)
 	ExprContext *econtext = GetPerTupleExprContext(w->estate);
 	TupleTableSlot *source_row = w->source_rows[w->nbuffered];
 	TupleTableSlot *row = w->rows[w->nbuffered];
+	MemoryContext old;
 
 	/* the executor reuses its slot: keep the row until the batch is written */
 	ExecCopySlot(source_row, slot);
 	slot_getallattrs(source_row);
+	/* defaults and checks allocate in the executor's query context otherwise */
+	old = MemoryContextSwitchTo(w->batch_cxt);
 	for (int a = 0; a < dst->natts; a++)
 	{
 		if (w->map[a] >= 0)
@@ -270,6 +277,7 @@ run_writer_receive(TupleTableSlot *slot, DestReceiver *self)
 	ExecStoreVirtualTuple(row);
 	if (w->rel->rd_att->constr)
 		ExecConstraints(w->rri, row, w->estate);
+	MemoryContextSwitchTo(old);
 	if (++w->nbuffered == RUN_WRITER_BATCH)
 		flush_batch(w);
 	return true;
@@ -307,6 +315,7 @@ insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src, SourceParams *param
 	w->estate = CreateExecutorState();
 	w->rri = makeNode(ResultRelInfo);
 	w->bistate = GetBulkInsertState();
+	w->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "billing run writer batch", ALLOCSET_DEFAULT_SIZES);
 
 	/* the relation as an INSERT's range table entry: permissions, constraints */
 	rte->rtekind = RTE_RELATION;
@@ -368,6 +377,7 @@ insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src, SourceParams *param
 	ExecCloseResultRelations(w->estate);
 	ExecCloseRangeTableRelations(w->estate);
 	FreeExecutorState(w->estate);
+	MemoryContextDelete(w->batch_cxt);
 	return w->written;
 }
 
