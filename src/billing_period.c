@@ -146,6 +146,19 @@ billing_period_in(PG_FUNCTION_ARGS)
 	PG_RETURN_BILLING_PERIOD(billing_period_make(start, end));
 }
 
+/* "[start,end)" into buf (BILLING_PERIOD_TEXT_SIZE bytes); returns buf. */
+char *
+billing_period_text(BillingPeriod p, char *buf)
+{
+	buf[0] = '[';
+	billing_date_text(p.start, buf + 1);
+	buf[11] = ',';
+	billing_date_text(p.end, buf + 12);
+	buf[22] = ')';
+	buf[23] = '\0';
+	return buf;
+}
+
 /*
  * billing_period_out
  *		Text output, always ISO dates.
@@ -155,12 +168,8 @@ Datum
 billing_period_out(PG_FUNCTION_ARGS)
 {
 	BillingPeriod p = PG_GETARG_BILLING_PERIOD(0);
-	char		sbuf[16],
-				ebuf[16];
 
-	PG_RETURN_CSTRING(psprintf("[%s,%s)",
-							   billing_date_text(p.start, sbuf),
-							   billing_date_text(p.end, ebuf)));
+	PG_RETURN_CSTRING(billing_period_text(p, palloc(BILLING_PERIOD_TEXT_SIZE)));
 }
 
 /*

@@ -60,6 +60,10 @@ billing_period_overlap_days(BillingPeriod a, BillingPeriod b)
 /* The one place a period is validated: in, recv, constructor and casts. */
 extern BillingPeriod billing_period_make(DateADT start, DateADT end);
 
+/* text form "[YYYY-MM-DD,YYYY-MM-DD)" of a valid period, and its buffer size */
+#define BILLING_PERIOD_TEXT_SIZE 24
+extern char *billing_period_text(BillingPeriod p, char *buf);
+
 /* the text form, "[start,end)" in ISO dates: billing_period's output function */
 extern Datum billing_period_out(PG_FUNCTION_ARGS);
 

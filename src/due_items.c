@@ -367,16 +367,30 @@ text_equal(text *a, text *b)
 		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
 }
 
+/*
+ * A line's description: the parts joined, in one allocation.  Dates and
+ * periods are ISO whatever the session's DateStyle (billing_date_text), and
+ * formatted without printf: a catch-up run describes ten million lines.
+ */
 static char *
-date_text(DateADT d)
+describe(const char *a, const char *b, const char *c, const char *d)
 {
-	return DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(d)));
-}
+	const char *parts[4] = {a, b, c, d};
+	size_t		len[4];
+	size_t		total = 0;
+	char	   *text,
+			   *p;
 
-static char *
-period_text(BillingPeriod p)
-{
-	return DatumGetCString(DirectFunctionCall1(billing_period_out, BillingPeriodGetDatum(p)));
+	for (int i = 0; i < 4; i++)
+		total += len[i] = parts[i] ? strlen(parts[i]) : 0;
+	p = text = palloc(total + 1);
+	for (int i = 0; i < 4; i++)
+	{
+		memcpy(p, parts[i] ? parts[i] : "", len[i]);
+		p += len[i];
+	}
+	*p = '\0';
+	return text;
 }
 
 /* reconcile_point(): where the change being reconciled starts inside a key */
@@ -881,6 +895,8 @@ recurring_lines(Engine *engine, Subscription *sub, Expected *e, Billed *b)
 		: psprintf("subscription " INT64_FORMAT, sub->subscription_id);
 	DateADT		rp;
 	DueLine    *l;
+	char		ptext[BILLING_PERIOD_TEXT_SIZE],
+				dtext[16];
 
 	/* a key only billed has its documents' currency */
 	minor_units = e ? e->minor_units : billing_currency_minor_units_of(currency);
@@ -904,7 +920,7 @@ recurring_lines(Engine *engine, Subscription *sub, Expected *e, Billed *b)
 		l->quantity = e->terms->quantity;
 		l->unit_amount = e->terms->unit_amount;
 		l->amount = expected;
-		l->description = psprintf("%s %s", product_name, period_text(l->service_period));
+		l->description = describe(product_name, " ", billing_period_text(l->service_period, ptext), NULL);
 		l->has_sort_date = true;
 		l->sort_date = e->key_start;
 		l->sort_seq = 0;
@@ -926,8 +942,8 @@ recurring_lines(Engine *engine, Subscription *sub, Expected *e, Billed *b)
 		l->has_cycle_period = true;
 		l->cycle_period = whole;
 		l->amount = numeric_sub_n(unchanged, billed);
-		l->description = psprintf("Unused time on %s from %s", bp ? bp->product_name : product_name,
-								  date_text(rp));
+		l->description = describe("Unused time on ", bp ? bp->product_name : product_name, " from ",
+								  billing_date_text(rp, dtext));
 		l->has_sort_date = true;
 		l->sort_date = rp;
 		l->sort_seq = 1;
@@ -945,7 +961,7 @@ recurring_lines(Engine *engine, Subscription *sub, Expected *e, Billed *b)
 		l->quantity = e ? e->terms->quantity : NULL;
 		l->unit_amount = e ? e->terms->unit_amount : NULL;
 		l->amount = numeric_sub_n(expected, unchanged);
-		l->description = psprintf("Remaining time on %s from %s", product_name, date_text(rp));
+		l->description = describe("Remaining time on ", product_name, " from ", billing_date_text(rp, dtext));
 		l->has_sort_date = true;
 		l->sort_date = rp;
 		l->sort_seq = 2;
@@ -956,6 +972,8 @@ recurring_lines(Engine *engine, Subscription *sub, Expected *e, Billed *b)
 static void
 usage_lines(Engine *engine, Subscription *sub, Period *periods, int nperiods, Billed *billed, int nbilled)
 {
+	char		ptext[BILLING_PERIOD_TEXT_SIZE];
+
 	for (int i = 0; i < nperiods; i++)
 	{
 		Period	   *pe = &periods[i];
@@ -999,7 +1017,8 @@ usage_lines(Engine *engine, Subscription *sub, Period *periods, int nperiods, Bi
 			l->quantity = used;
 			l->unit_amount = g->unit_amount;
 			l->amount = numeric_sub_n(expected, billed_amount);
-			l->description = psprintf("%s usage %s", g->price->product_name, period_text(pe->period));
+			l->description = describe(g->price->product_name, " usage ", billing_period_text(pe->period, ptext),
+									  NULL);
 			l->has_sort_date = true;
 			l->sort_date = pe->period.start;
 			l->sort_seq = 0;

@@ -5,7 +5,7 @@
 BEGIN;
 \ir include/session.sql
 
-SELECT plan(85);
+SELECT plan(87);
 
 \ir include/lookups.sql
 CREATE FUNCTION pg_temp.sub(key text, price_code text DEFAULT NULL) RETURNS bigint LANGUAGE sql STABLE
@@ -153,10 +153,20 @@ SELECT lives_ok($$SELECT billing.cancel_subscription(pg_temp.sub('bcancel'), '20
 -- the preview of the backdated change is exactly what the run will create
 CREATE TEMP TABLE footprint_preview ON COMMIT DROP AS SELECT pg_temp.footprint() AS f;
 CREATE TEMP TABLE preview_back ON COMMIT DROP AS
-SELECT line_number, kind, service_period::text AS service_period, amount, tax_amount
+SELECT line_number, kind, service_period::text AS service_period, amount, tax_amount, description
 FROM preview_invoice(pg_temp.acct('back'), '2024-03-20');
 SELECT is(pg_temp.footprint(), (SELECT f FROM footprint_preview), 'preview_invoice writes nothing');
 SELECT is((SELECT count(*) FROM preview_back), 6::bigint, 'the preview shows six proration lines');
+-- descriptions carry ISO dates whatever the session's DateStyle: documents
+-- read the same for every client
+SELECT is((SELECT count(*) FROM preview_back WHERE description LIKE '% from 2024-01-16'), 2::bigint,
+	'the credit and the charge of the backdated change say from 2024-01-16');
+SET LOCAL DateStyle = 'SQL, DMY';
+SELECT results_eq(
+	$$SELECT line_number, description FROM preview_invoice(pg_temp.acct('back'), '2024-03-20') ORDER BY line_number$$,
+	$$SELECT line_number, description FROM preview_back ORDER BY line_number$$,
+	'under DateStyle SQL, DMY the descriptions are the same, ISO dates');
+SET LOCAL DateStyle = 'ISO, YMD';
 
 SELECT isnt(pg_temp.run('2024-03-20'), NULL, 'run 2024-03-20');
 
@@ -181,7 +191,7 @@ SELECT results_eq($$SELECT * FROM pg_temp.billed('back')$$,
 SELECT is((SELECT count(*) FROM invoice WHERE account_id = pg_temp.acct('back') AND invoice_date = '2024-03-20'), 1::bigint,
 	'... on one document');
 SELECT results_eq(
-	$$SELECT l.line_number, l.kind, l.service_period::text, l.amount, l.tax_amount
+	$$SELECT l.line_number, l.kind, l.service_period::text, l.amount, l.tax_amount, l.description
 	  FROM invoice_line l JOIN invoice i USING (account_id, invoice_id)
 	  WHERE l.account_id = pg_temp.acct('back') AND i.invoice_date = '2024-03-20' ORDER BY l.line_number$$,
 	$$SELECT * FROM preview_back ORDER BY line_number$$,
