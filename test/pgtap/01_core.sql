@@ -3,7 +3,7 @@
 BEGIN;
 \ir include/session.sql
 
-SELECT plan(40);
+SELECT plan(41);
 
 -- VECTORS.md "Billing periods"
 SELECT results_eq(
@@ -74,6 +74,22 @@ SELECT is((SELECT prorate_agg(10, p, '[2026-02-01,2026-03-01)')
 		  10::numeric, 'prorate_agg over the days of a period is exactly the full amount');
 SELECT is((SELECT prorate_agg(a, p, w) FROM (SELECT 1::numeric a, NULL::billing_period p, NULL::billing_period w WHERE false) s),
 		  NULL, 'prorate_agg over no rows is NULL');
+-- one row per group, random amounts (0 to 6 decimals, up to 10^13, both
+-- signs) and parts of a period (overlapping, inside or not): the fast path's
+-- rounding and trailing zeros against
+-- numeric division at 30 decimals rounded to 20 (SPEC: exact to 20 places)
+SELECT setseed(0.3);
+SELECT is((SELECT count(*) FROM (
+			SELECT prorate_agg(x.amount, billing_period(x.s, x.e), billing_period(x.ws, x.we)) AS got,
+				   trim_scale(round((x.amount * greatest(least(x.e, x.we) - greatest(x.s, x.ws), 0))::numeric(60, 30) / (x.we - x.ws), 20)) AS want
+			FROM (SELECT g, round((random() * 10 ^ (1 + floor(random() * 12)))::numeric, floor(random() * 7)::int)
+							* CASE WHEN random() < 0.3 THEN -1 ELSE 1 END AS amount,
+						 d AS s, d + 1 + floor(random() * 40)::int AS e, w AS ws, w + 41 + floor(random() * 400)::int AS we
+				  FROM generate_series(1, 20000) g,
+					   LATERAL (SELECT date '2024-01-01' + floor(random() * 40)::int AS d, date '2023-12-01' AS w OFFSET 0) dw) x
+			GROUP BY x.g, x.amount, x.s, x.e, x.ws, x.we) r
+		   WHERE r.got IS DISTINCT FROM r.want),
+		  0::bigint, 'prorate_agg of 20,000 random amounts and periods equals numeric division, to the last digit');
 
 -- Money invariants
 SELECT is(round_money(2.5, 'JPY'), 3::numeric, 'JPY rounds half away from zero to 0 decimals');
