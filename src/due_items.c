@@ -348,7 +348,7 @@ typedef struct Subscription
 static bool
 numeric_is_zero(Numeric a)
 {
-	return numeric_cmp_n(a, int64_to_numeric(0)) == 0;
+	return numeric_cmp_n(a, numeric_zero()) == 0;
 }
 
 /* round_money(), which is STRICT: NULL stays NULL */
@@ -795,7 +795,7 @@ build_expected(Subscription *sub, Period *periods, int nperiods, Expected **expe
 		Numeric		before = prorate_sum_result(e->before);
 
 		e->expected = round_money(e->any_full ? e->max_full_rate : prorate_sum_result(e->all), e->minor_units);
-		e->unchanged = round_money(e->any_full || before == NULL ? int64_to_numeric(0) : before,
+		e->unchanged = round_money(e->any_full || before == NULL ? numeric_zero() : before,
 								   e->minor_units);
 	}
 	*expected_out = keys;
@@ -836,7 +836,7 @@ build_billed(Subscription *sub, Period *periods, int nperiods, Billed **billed_o
 				maxkeys = 0;
 
 	memset(one_time, 0, sizeof(Billed));
-	one_time->billed = int64_to_numeric(0);
+	one_time->billed = numeric_zero();
 	for (int i = 0; i < sub->nbilled; i++)
 	{
 		BilledLine *l = &sub->billed[i];
@@ -858,7 +858,7 @@ build_billed(Subscription *sub, Period *periods, int nperiods, Billed **billed_o
 			b = &keys[nkeys++];
 			memset(b, 0, sizeof(Billed));
 			b->whole = l->cycle_period;
-			b->billed = int64_to_numeric(0);
+			b->billed = numeric_zero();
 		}
 		billed_add(b, l);
 	}
@@ -883,9 +883,9 @@ recurring_lines(Engine *engine, Subscription *sub, Expected *e, Billed *b)
 	BillingPeriod whole = e ? e->whole : b->whole;
 	const char *currency = e ? e->currency : b->currency;
 	int			minor_units;
-	Numeric		expected = e && e->expected ? e->expected : int64_to_numeric(0);
-	Numeric		unchanged = e && e->unchanged ? e->unchanged : int64_to_numeric(0);
-	Numeric		billed = b ? b->billed : int64_to_numeric(0);
+	Numeric		expected = e && e->expected ? e->expected : numeric_zero();
+	Numeric		unchanged = e && e->unchanged ? e->unchanged : numeric_zero();
+	Numeric		billed = b ? b->billed : numeric_zero();
 	int64		billed_lines = b ? b->lines : 0;
 	/* the new terms' price, else the billed one; the credit takes them the other way round */
 	bool		has_price = terms_price != NULL || (b && b->has_price);
@@ -978,7 +978,7 @@ usage_lines(Engine *engine, Subscription *sub, Period *periods, int nperiods, Bi
 	{
 		Period	   *pe = &periods[i];
 		Numeric		used = NULL;
-		Numeric		billed_amount = int64_to_numeric(0);
+		Numeric		billed_amount = numeric_zero();
 
 		if (!pe->due || pe->cycle->price->charge_type != 'u')
 			continue;
@@ -996,7 +996,7 @@ usage_lines(Engine *engine, Subscription *sub, Period *periods, int nperiods, Bi
 				continue;
 			if (used == NULL)
 			{
-				used = int64_to_numeric(0);
+				used = numeric_zero();
 				for (int u = 0; u < sub->nusage; u++)
 					if (sub->usage[u].day >= pe->period.start && sub->usage[u].day < pe->period.end)
 						used = numeric_add_n(used, sub->usage[u].quantity);
@@ -1031,7 +1031,7 @@ static void
 one_time_lines(Engine *engine, Subscription *sub, Billed *one_time)
 {
 	bool		any = false;
-	Numeric		billed = one_time->lines > 0 ? one_time->billed : int64_to_numeric(0);
+	Numeric		billed = one_time->lines > 0 ? one_time->billed : numeric_zero();
 	DueLine    *l;
 
 	for (int k = 0; k < sub->nsegments; k++)
@@ -1044,7 +1044,7 @@ one_time_lines(Engine *engine, Subscription *sub, Billed *one_time)
 		any = true;
 		expected = round_money(g->rate, g->price->minor_units);
 		if (expected == NULL)
-			expected = int64_to_numeric(0);
+			expected = numeric_zero();
 		if (numeric_cmp_n(expected, billed) == 0)
 			continue;
 		l = new_line(sub, g->price->currency, g->price->minor_units, "one_time");
@@ -1060,7 +1060,7 @@ one_time_lines(Engine *engine, Subscription *sub, Billed *one_time)
 		l = new_line(sub, one_time->currency, billing_currency_minor_units_of(one_time->currency), "one_time");
 		l->has_price = one_time->has_price;
 		l->price_id = one_time->price_id;
-		l->amount = numeric_sub_n(int64_to_numeric(0), billed);
+		l->amount = numeric_sub_n(numeric_zero(), billed);
 		l->description = psprintf("subscription " INT64_FORMAT, sub->subscription_id);
 	}
 }
@@ -1173,7 +1173,7 @@ emit_lines(Engine *engine, Subscription *sub)
 		/* tax: one effective rate per region and tax code on the document date */
 		if (!sub->tax_exempt && sub->tax_region != NULL && p != NULL)
 			rate = tax_rate(engine, sub->tax_region, p->tax_code);
-		tax = rate == NULL ? int64_to_numeric(0)
+		tax = rate == NULL ? numeric_zero()
 			: round_money(numeric_mul_n(l->amount, rate), l->minor_units);
 
 		memset(n, false, sizeof(n));

@@ -12,6 +12,7 @@
 
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 
 #include "numeric_scaled.h"
@@ -223,6 +224,21 @@ numeric_pow10(int exponent)
 		exponent -= 18;
 	}
 	return numeric_mul_n(n, int64_to_numeric(pow10_table[exponent]));
+}
+
+Numeric
+numeric_zero(void)
+{
+	static Numeric zero = NULL;
+
+	if (zero == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		zero = int64_to_numeric(0);
+		MemoryContextSwitchTo(old);
+	}
+	return zero;
 }
 
 void

@@ -30,6 +30,12 @@ extern Numeric numeric_round_n(Numeric a, int scale);
 extern Numeric numeric_pow10(int exponent);
 
 /*
+ * Zero, made once per backend and shared: numerics are never changed in
+ * place, and a run asks for zero several times per subscription.
+ */
+extern Numeric numeric_zero(void);
+
+/*
  * numerator / denominator rounded half away from zero to "scale" decimals,
  * trailing zeros removed.  Used for every unrounded proration result.
  */
