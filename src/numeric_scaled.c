@@ -142,6 +142,47 @@ int128_scaled_to_numeric(int128 value, int scale)
 	return n;
 }
 
+/*
+ * Each int128 division is a library call, not an instruction: the zeros go
+ * 18 at a time, then the rest are counted in the last 18 digits in int64 and
+ * divided off at once, not one division per digit.
+ */
+void
+scaled_trim_zeros(int128 *value, int *scale)
+{
+	const int64 limb = pow10_table[18];
+	int128		v = *value;
+	int			s = *scale;
+	int64		low;
+	int			n = 0;
+
+	Assert(v >= 0);
+	if (v == 0)
+	{
+		*scale = 0;
+		return;
+	}
+	for (;;)
+	{
+		int128		high = v <= PG_INT64_MAX ? (int64) v / limb : v / limb;
+
+		low = (int64) (v - high * limb);
+		if (low != 0 || s < 18)
+			break;
+		v = high;
+		s -= 18;
+	}
+	while (n < s && low % 10 == 0)
+	{
+		low /= 10;
+		n++;
+	}
+	if (n > 0)
+		v = v <= PG_INT64_MAX ? (int64) v / pow10_table[n] : v / pow10_table[n];
+	*value = v;
+	*scale = s - n;
+}
+
 Numeric
 numeric_add_n(Numeric a, Numeric b)
 {

@@ -21,6 +21,12 @@ extern bool numeric_datum_to_scaled_int64(Datum num, int scale, int64 *result);
 /* value / 10^scale as a numeric with exactly "scale" decimals. */
 extern Numeric int128_scaled_to_numeric(int128 value, int scale);
 
+/*
+ * Trailing zeros off a non-negative value * 10^scale, as trim_scale would:
+ * value and scale shrink together.
+ */
+extern void scaled_trim_zeros(int128 *value, int *scale);
+
 /* Thin wrappers over numeric.c's SQL-callable functions. */
 extern Numeric numeric_add_n(Numeric a, Numeric b);
 extern Numeric numeric_sub_n(Numeric a, Numeric b);

@@ -295,67 +295,6 @@ prorate_agg_deserialfn(PG_FUNCTION_ARGS)
 }
 
 /*
- * Trailing zeros off a non-negative scaled value, as trim_scale would.  At
- * this scale most values pass int64: their zeros are counted in the last 18
- * digits (or 18 at a time) in int64, and divided off in one int128 division
- * (a library call, not an instruction), not one per digit.
- */
-static void
-trim_zeros(int128 *value, int *scale)
-{
-	const int64 e18 = INT64CONST(1000000000000000000);
-	int128		v = *value;
-	int			s = *scale;
-
-	while (v > PG_INT64_MAX && s > 0)
-	{
-		int128		high = v / e18;
-		int64		low = (int64) (v - high * e18);
-
-		if (low != 0)
-		{
-			int64		divisor = 1;
-
-			while (s > 0 && low % 10 == 0)
-			{
-				low /= 10;
-				divisor *= 10;
-				s--;
-			}
-			*value = divisor > 1 ? v / divisor : v;
-			*scale = s;
-			return;
-		}
-		if (s < 18)
-			break;
-		v = high;
-		s -= 18;
-	}
-	if (v <= PG_INT64_MAX)
-	{
-		int64		w = (int64) v;
-
-		while (s > 0 && w % 10 == 0)
-		{
-			w /= 10;
-			s--;
-		}
-		v = w;
-	}
-	else
-	{
-		/* huge, with fewer decimals left than 18 zeros */
-		while (s > 0 && v % 10 == 0)
-		{
-			v /= 10;
-			s--;
-		}
-	}
-	*value = v;
-	*scale = s;
-}
-
-/*
  * One denominator (every row of a group prorated against the same whole, the
  * usual case: one subscription period), amounts on the fast path: the result
  * scaled / (10^6 * days) rounded once to PRORATE_RESULT_SCALE decimals, all in
@@ -383,7 +322,7 @@ single_term_result(const ProrateTerm *term)
 	r = numerator - q * term->days;
 	if (2 * r >= term->days)	/* half away from zero */
 		q++;
-	trim_zeros(&q, &scale);
+	scaled_trim_zeros(&q, &scale);
 	if (negative)
 		q = -q;
 	if (q > PG_INT64_MAX || q < -PG_INT64_MAX)
