@@ -245,7 +245,7 @@ numeric_div_round_trim(Numeric numerator, int64 denominator, int scale)
 	{
 		bool		negative = DatumGetInt32(DirectFunctionCall2(numeric_cmp,
 																 NumericGetDatum(scaled),
-																 NumericGetDatum(int64_to_numeric(0)))) < 0;
+																 NumericGetDatum(numeric_zero()))) < 0;
 
 		q = numeric_add_n(q, int64_to_numeric(negative ? -1 : 1));
 	}

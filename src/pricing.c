@@ -13,6 +13,7 @@
 #include "utils/fmgrprotos.h"
 
 #include "billing.h"
+#include "numeric_scaled.h"
 #include "pricing.h"
 
 static bool
@@ -53,7 +54,7 @@ pricing_amount(PricingCall *call, text *pricing_model, Numeric unit_amount, Nume
 		return NULL;
 	/* a quantity of 0 costs 0 in every model, flat fees included */
 	if (DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(quantity),
-										 NumericGetDatum(int64_to_numeric(0)))))
+										 NumericGetDatum(numeric_zero()))))
 		return int64_to_numeric(0);
 	if (pricing_model != NULL && model_is(pricing_model, "flat"))
 		return unit_amount;

@@ -337,12 +337,12 @@ single_term_result(const ProrateTerm *term)
 Numeric
 prorate_sum_result(const ProrateSum *state)
 {
-	Numeric		result = int64_to_numeric(0);
+	Numeric		result;
 
 	if (state->rows == 0)
 		return NULL;
 	if (state->nterms == 0)
-		return result;
+		return int64_to_numeric(0);
 	if (state->nterms == 1 && state->terms[0].exact == NULL)
 	{
 		Numeric		fast = single_term_result(&state->terms[0]);
@@ -351,6 +351,7 @@ prorate_sum_result(const ProrateSum *state)
 			return fast;
 	}
 
+	result = numeric_zero();
 	for (int i = 0; i < state->nterms; i++)
 	{
 		ProrateTerm *term = &state->terms[i];
