@@ -16,6 +16,7 @@ OBJS = \
 	src/run_writer.o \
 	src/currency.o \
 	src/money.o \
+	src/payment_matching.o \
 	src/revenue.o
 
 # The install script is assembled from the SQL sources in src/sql, in file-name order.

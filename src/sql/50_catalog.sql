@@ -48,7 +48,11 @@ END $$;
 COMMENT ON FUNCTION billing.lock_account(bigint) IS 'Locks an account row: the first lock of every billing write';
 
 CREATE FUNCTION billing.lock_accounts(account_ids bigint[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+-- one plan for every call: the index walked in key order, for one account or
+-- a run's hundred thousand (a custom plan estimates the selectivity of every
+-- element of the array, which took longer than locking them)
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
 	PERFORM 1 FROM billing.account a
 	WHERE a.account_id = ANY (account_ids)

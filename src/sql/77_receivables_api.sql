@@ -180,39 +180,42 @@ END $$;
 COMMENT ON FUNCTION billing.apply_source(bigint, bigint, bigint, bigint, numeric, date) IS
 	'Applies a payment or credit note to a document or to open documents oldest due first; caller holds the account lock';
 
--- The allocations new payments make, oldest due first, in the order they are
--- written (step 4 of record_payments): per account, each payment (in array
--- order) covers an interval of the running sum of payments, each open
--- invoice or debit note in the account's currency (oldest due date, then
--- oldest document, first) an interval of the running sum of open amounts; a
--- payment gives a document the overlap, dated on the later of their dates.
--- Inlined into record_payments.
+-- The matching of step 4 of record_payments, in C (src/payment_matching.c):
+-- per account and currency, the new payments in array order fill the open
+-- documents oldest due date, then oldest document, first; each allocation is
+-- the least of what the payment has left and the document has open, dated
+-- on the later of their dates.  One pass in minor units: the running sums of
+-- the set-based form sorted every payment and document twice more.
+CREATE FUNCTION billing.oldest_first_allocations(account_ids bigint[], payment_ids bigint[], currencies text[],
+												 received_dates date[], amounts numeric[], is_new boolean[],
+												 doc_account_ids bigint[], doc_currencies text[], doc_invoice_ids bigint[],
+												 doc_item_dates date[], doc_due_dates date[], doc_open_amounts numeric[])
+	RETURNS TABLE (account_id bigint, invoice_id bigint, payment_id bigint, amount numeric, allocated_on date)
+	AS 'MODULE_PATHNAME', 'billing_oldest_first_allocations' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION billing.oldest_first_allocations(bigint[], bigint[], text[], date[], numeric[], boolean[], bigint[], text[], bigint[], date[], date[], numeric[]) IS
+	'Allocations of payments (element i of the first six arrays; is_new false: skipped) to open documents (the last six arrays, any order) oldest due date, then document date, then id, first, per account and currency: rows by payment in array order, each the least of what is left on both sides, dated on the later date';
+
+-- The allocations new payments make, in the order they are written: the
+-- open invoices and debit notes of the accounts (open_items) matched by
+-- oldest_first_allocations.  Inlined into record_payments.
 CREATE FUNCTION billing.new_payment_allocations(account_ids bigint[], payment_ids bigint[], currencies text[],
 												received_dates date[], amounts numeric[], is_new boolean[])
 	RETURNS SETOF billing.allocation
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-	WITH pay AS (
-		SELECT x.ord, x.account_id, x.payment_id, x.currency, x.received_on, x.amount,
-			   sum(x.amount) OVER (PARTITION BY x.account_id ORDER BY x.ord) AS upto
-		FROM unnest(account_ids, payment_ids, currencies, received_dates, amounts, is_new) WITH ORDINALITY
-			 AS x (account_id, payment_id, currency, received_on, amount, is_new, ord)
-		WHERE x.is_new
-	), doc AS (
-		SELECT o.account_id, o.currency, o.id AS invoice_id, o.item_date, o.due_date, o.open_amount,
-			   sum(o.open_amount) OVER (PARTITION BY o.account_id, o.currency
-										ORDER BY o.due_date, o.item_date, o.id) AS upto
-		FROM billing.open_items('infinity', account_ids) o
-		WHERE o.kind = 'document' AND o.document_type IN ('invoice', 'debit_note') AND o.status = 'posted'
-		  AND o.open_amount > 0
-	)
-	SELECT NULL::bigint, p.account_id, d.invoice_id, p.payment_id, NULL::bigint,
-		   least(p.upto, d.upto) - greatest(p.upto - p.amount, d.upto - d.open_amount),
-		   greatest(p.received_on, d.item_date), NULL::bigint, NULL::timestamptz
-	FROM pay p
-	JOIN doc d ON d.account_id = p.account_id AND d.currency = p.currency
-			  AND d.upto - d.open_amount < p.upto AND p.upto - p.amount < d.upto
-	ORDER BY p.ord, d.due_date, d.item_date, d.invoice_id;
+	SELECT NULL::bigint, m.account_id, m.invoice_id, m.payment_id, NULL::bigint, m.amount, m.allocated_on, NULL::bigint,
+		   NULL::timestamptz
+	-- (the documents' arrays are named apart from the parameters, which a
+	-- column of the same name would hide)
+	FROM (SELECT array_agg(o.account_id) AS doc_accounts, array_agg(o.currency) AS doc_currencies,
+				 array_agg(o.id) AS doc_ids, array_agg(o.item_date) AS doc_item_dates,
+				 array_agg(o.due_date) AS doc_due_dates, array_agg(o.open_amount) AS doc_open_amounts
+		  FROM billing.open_items('infinity', account_ids) o
+		  WHERE o.kind = 'document' AND o.document_type IN ('invoice', 'debit_note') AND o.status = 'posted'
+			AND o.open_amount > 0) d,
+		 billing.oldest_first_allocations(account_ids, payment_ids, currencies, received_dates, amounts, is_new,
+										  d.doc_accounts, d.doc_currencies, d.doc_ids, d.doc_item_dates, d.doc_due_dates,
+										  d.doc_open_amounts) m;
 END;
 COMMENT ON FUNCTION billing.new_payment_allocations(bigint[], bigint[], text[], date[], numeric[], boolean[]) IS
 	'Allocations (ids NULL) that new payments make to open invoices and debit notes oldest due first, as record_payments writes them';
@@ -247,9 +250,8 @@ CREATE FUNCTION billing.record_payments(account_ids bigint[], amounts numeric[],
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
--- the running sums over open documents sort a row per document and payment:
--- in memory at 32MB for 100,000 payments (the largest sort takes 23MB; at
--- 16MB two of them spilled to disk)
+-- the elements' checks and the payments written and returned each sort a
+-- row per element: 12-14MB at 100,000 payments, in memory with room at 32MB
 SET work_mem = '32MB'
 AS $$
 DECLARE
