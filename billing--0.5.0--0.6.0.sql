@@ -42,6 +42,11 @@ END;
 -- that estimates every element of a large array.
 ALTER FUNCTION billing.lock_accounts(bigint[]) SET plan_cache_mode = force_generic_plan;
 
+-- ar_aging: serial (a parallel plan built the per-document sums of
+-- allocations once per worker) and with the room to hash them in memory.
+ALTER FUNCTION billing.ar_aging(date, int[], text) SET max_parallel_workers_per_gather = 0;
+ALTER FUNCTION billing.ar_aging(date, int[], text) SET work_mem = '32MB';
+
 -- record_payments: the same statements; only the reason for its work_mem changed.
 CREATE OR REPLACE FUNCTION billing.record_payments(account_ids bigint[], amounts numeric[], received_dates date[] DEFAULT NULL,
 										payment_references text[] DEFAULT NULL, methods text[] DEFAULT NULL,
