@@ -1,5 +1,6 @@
 -- oldest_first_allocations(): new payments matched to open documents oldest
--- due first (SPEC §5 "auto-apply"), the matching record_payments writes.
+-- due first (SPEC §5: open invoices and debit notes, oldest due date first,
+-- then oldest document), the matching record_payments writes.
 -- Per account and currency the payments, in array order, fill the documents
 -- ordered by due date, document date, id; each allocation is the least of
 -- what the payment has left and the document has open, dated on the later

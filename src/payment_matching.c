@@ -3,12 +3,12 @@
  *		oldest_first_allocations(): new payments matched to open documents,
  *		oldest due first.
  *
- * The rule (SPEC: payments apply to open invoices and debit notes, oldest due
- * date first): per account and currency, the payments in call order fill the
- * open documents in the order (due date, document date, document id), each
- * allocation taking the least of what the payment has left and what the
- * document has open, dated on the later of the payment's and the document's
- * dates.  This is the only place that rule is applied in bulk;
+ * The rule (SPEC §5, apply_payment without a document: open invoices and debit
+ * notes, oldest due date first, then oldest document): per account and
+ * currency, the payments in call order fill the open documents in the order
+ * (due date, document date, document id), each allocation taking the least of
+ * what the payment has left and what the document has open, dated on the
+ * later of the payment's and the document's dates.  This is the only place that rule is applied in bulk;
  * billing.new_payment_allocations() feeds it the open documents.
  *
  * Amounts are matched in int64 minor units of their currency: one pass over
@@ -50,12 +50,16 @@ typedef struct OpenDocument
 	Datum		open_amount;	/* numeric, converted once its scale is known */
 } OpenDocument;
 
-/* A few currencies per call at most: their minor units, looked up once. */
+/*
+ * The minor units of the last few currencies seen (a call has one or a few):
+ * looked up in billing.currency once each, the oldest replaced when full.
+ */
 #define MATCH_CURRENCY_CACHE	8
 
 typedef struct CurrencyScales
 {
 	int			n;
+	int			next;			/* slot replaced when full */
 	text	   *code[MATCH_CURRENCY_CACHE];
 	int			minor_units[MATCH_CURRENCY_CACHE];
 } CurrencyScales;
@@ -81,11 +85,14 @@ currency_scale(CurrencyScales *cache, text *code)
 			return cache->minor_units[i];
 	minor_units = billing_currency_minor_units_of(text_to_cstring(code));
 	if (cache->n < MATCH_CURRENCY_CACHE)
+		i = cache->n++;
+	else
 	{
-		cache->code[cache->n] = code;
-		cache->minor_units[cache->n] = minor_units;
-		cache->n++;
+		i = cache->next;
+		cache->next = (cache->next + 1) % MATCH_CURRENCY_CACHE;
 	}
+	cache->code[i] = code;
+	cache->minor_units[i] = minor_units;
 	return minor_units;
 }
 
