@@ -206,10 +206,12 @@ BEGIN ATOMIC
 	SELECT NULL::bigint, m.account_id, m.invoice_id, m.payment_id, NULL::bigint, m.amount, m.allocated_on, NULL::bigint,
 		   NULL::timestamptz
 	-- (the documents' arrays are named apart from the parameters, which a
-	-- column of the same name would hide)
+	-- column of the same name would hide; a document without a due date
+	-- comes after those with one, as NULLS LAST ordered it)
 	FROM (SELECT array_agg(o.account_id) AS doc_accounts, array_agg(o.currency) AS doc_currencies,
 				 array_agg(o.id) AS doc_ids, array_agg(o.item_date) AS doc_item_dates,
-				 array_agg(o.due_date) AS doc_due_dates, array_agg(o.open_amount) AS doc_open_amounts
+				 array_agg(coalesce(o.due_date, 'infinity')) AS doc_due_dates,
+				 array_agg(o.open_amount) AS doc_open_amounts
 		  FROM billing.open_items('infinity', account_ids) o
 		  WHERE o.kind = 'document' AND o.document_type IN ('invoice', 'debit_note') AND o.status = 'posted'
 			AND o.open_amount > 0) d,
