@@ -294,6 +294,15 @@ record() {
 	FIG[$key]=$(printf '%s\n' "$@" | median)
 	printf '%-10s %-30s median %9s s   load %s   runs: %s\n' "$SC" "$label" "${FIG[$key]}" "$(cut -d' ' -f1-3 /proc/loadavg)" "$*" >>"$RESULTS/timings.txt"
 }
+# record_sum KEY LABEL LOG A B: records, per run, the time of "@@t A" plus
+# that of "@@t B" in LOG (a floor's two INSERT statements).
+record_sum() {
+	local key=$1 label=$2 log=$3 r sums=() a b
+	mapfile -t a < <(times_of "$log" "$4")
+	mapfile -t b < <(times_of "$log" "$5")
+	for r in "${!a[@]}"; do sums+=("$(awk -v x="${a[$r]}" -v y="${b[$r]}" 'BEGIN { print x + y }')"); done
+	record "$key" "$label" "${sums[@]}"
+}
 # thousands separators
 fmt_int() {
 	awk -v n="$1" 'BEGIN { if (n !~ /^-?[0-9]+$/) { print n; exit } s = n; neg = (substr(s, 1, 1) == "-"); if (neg) s = substr(s, 2)
@@ -464,11 +473,7 @@ measure_floor() {
 		floor_script invoice invoice_line
 	} >"$SC_DIR/floor.sql"
 	run_session "$work" floor
-	local sums=() a b
-	mapfile -t a < <(times_of "$SC_DIR/floor.log" floor_invoice)
-	mapfile -t b < <(times_of "$SC_DIR/floor.log" floor_invoice_line)
-	for r in "${!a[@]}"; do sums+=("$(awk -v x="${a[$r]}" -v y="${b[$r]}" 'BEGIN { print x + y }')"); done
-	record "$SC.floor" "floor (invoices + lines)" "${sums[@]}"
+	record_sum "$SC.floor" "floor (invoices + lines)" "$SC_DIR/floor.log" floor_invoice floor_invoice_line
 	FIG[$SC.floor_rows]=$(sed -n '/^@@r staged/{n;p}' "$SC_DIR/floor_load.log")
 
 	# The same rows into tables that already hold the book's documents and
@@ -502,11 +507,7 @@ measure_floor() {
 		echo 'DROP SCHEMA bench_held CASCADE;'
 	} >"$SC_DIR/floor_held.sql"
 	run_session "$work" floor_held
-	sums=()
-	mapfile -t a < <(times_of "$SC_DIR/floor_held.log" held_invoice)
-	mapfile -t b < <(times_of "$SC_DIR/floor_held.log" held_invoice_line)
-	for r in "${!a[@]}"; do sums+=("$(awk -v x="${a[$r]}" -v y="${b[$r]}" 'BEGIN { print x + y }')"); done
-	record "$SC.floor_held" "floor into held tables" "${sums[@]}"
+	record_sum "$SC.floor_held" "floor into held tables" "$SC_DIR/floor_held.log" held_invoice held_invoice_line
 	FIG[$SC.floor_held_rows]=$(sed -n '/^@@r held/{n;p}' "$SC_DIR/floor_held.log" | tail -n 1)
 }
 
@@ -625,14 +626,11 @@ measure_payments() {
 		echo 'VACUUM ANALYZE;'
 	} >"$SC_DIR/payments.sql"
 	run_session "$db" payments
-	local times sums=() a b
+	local times
 	mapfile -t times < <(times_of "$SC_DIR/payments.log" payments)
 	record "$SC.payments" "payments" "${times[@]}"
 	FIG[$SC.payment_rows]=$(sed -n '/^@@r payments/{n;p}' "$SC_DIR/payments.log" | tail -n 1 | tr '|' ' ')
-	mapfile -t a < <(times_of "$SC_DIR/payments.log" floor_payment)
-	mapfile -t b < <(times_of "$SC_DIR/payments.log" floor_allocation)
-	for r in "${!a[@]}"; do sums+=("$(awk -v x="${a[$r]}" -v y="${b[$r]}" 'BEGIN { print x + y }')"); done
-	record "$SC.payments_floor" "payments floor" "${sums[@]}"
+	record_sum "$SC.payments_floor" "payments floor" "$SC_DIR/payments.log" floor_payment floor_allocation
 	say "$SC: payments ${FIG[$SC.payments]} s (payments, allocations: ${FIG[$SC.payment_rows]}), floor ${FIG[$SC.payments_floor]} s"
 }
 

@@ -42,6 +42,13 @@ SELECT * FROM oldest_first_allocations(
 	ARRAY[4, 5]::bigint[], ARRAY['USD', 'KWD'], ARRAY[40, 50]::bigint[],
 	ARRAY['2026-03-05', '2026-02-01']::date[], ARRAY['2026-04-04', '2026-03-03']::date[], ARRAY[0.04, 2.000]);
 
+-- A document without a due date (document 60, dated first) comes after those
+-- with one, whatever their dates
+SELECT * FROM oldest_first_allocations(
+	ARRAY[6]::bigint[], ARRAY[7]::bigint[], ARRAY['USD'], ARRAY['2026-05-01']::date[], ARRAY[15.00], ARRAY[true],
+	ARRAY[6, 6]::bigint[], ARRAY['USD', 'USD'], ARRAY[60, 61]::bigint[],
+	ARRAY['2026-01-01', '2026-04-01']::date[], ARRAY[NULL, '2026-12-31']::date[], ARRAY[10.00, 10.00]);
+
 -- No documents, or no payments: no allocations (STRICT on the NULL arrays
 -- array_agg gives over no rows; empty arrays match nothing)
 SELECT count(*) FROM oldest_first_allocations('{1}', '{1}', '{USD}', '{2026-01-01}', '{10}', '{t}',

@@ -12,10 +12,20 @@
 
 #define CURRENCY_CODE_MAX	16
 
+/*
+ * The last few codes a call site looked up (a query sees one currency or a
+ * few): a hit costs a byte comparison, no allocation; when full, the oldest
+ * entry is replaced.
+ */
+#define CURRENCY_CACHE_ENTRIES	8
+
 typedef struct CurrencyCache
 {
-	char		code[CURRENCY_CODE_MAX];
-	int			minor_units;
+	int			n;
+	int			next;			/* entry replaced when full */
+	int			length[CURRENCY_CACHE_ENTRIES];
+	char		code[CURRENCY_CACHE_ENTRIES][CURRENCY_CODE_MAX];
+	int			minor_units[CURRENCY_CACHE_ENTRIES];
 } CurrencyCache;
 
 static int
@@ -81,20 +91,33 @@ int
 billing_currency_minor_units(FunctionCallInfo fcinfo, text *code)
 {
 	CurrencyCache *cache = (CurrencyCache *) fcinfo->flinfo->fn_extra;
-	char	   *c = text_to_cstring(code);
+	int			len = VARSIZE_ANY_EXHDR(code);
+	char	   *c;
+	int			minor_units;
+	int			i;
 
-	if (cache != NULL && strcmp(cache->code, c) == 0)
-		return cache->minor_units;
-
-	check_code_length(c);
 	if (cache == NULL)
 	{
-		cache = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(CurrencyCache));
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CurrencyCache));
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	/* look up before filling the cache, so an error leaves it consistent */
-	cache->code[0] = '\0';
-	cache->minor_units = lookup_minor_units(c);
-	strlcpy(cache->code, c, CURRENCY_CODE_MAX);
-	return cache->minor_units;
+	for (i = 0; i < cache->n; i++)
+		if (cache->length[i] == len && memcmp(cache->code[i], VARDATA_ANY(code), len) == 0)
+			return cache->minor_units[i];
+
+	c = text_to_cstring(code);
+	check_code_length(c);
+	/* look up before filling an entry, so an error leaves the cache consistent */
+	minor_units = lookup_minor_units(c);
+	if (cache->n < CURRENCY_CACHE_ENTRIES)
+		i = cache->n++;
+	else
+	{
+		i = cache->next;
+		cache->next = (cache->next + 1) % CURRENCY_CACHE_ENTRIES;
+	}
+	cache->length[i] = len;
+	memcpy(cache->code[i], c, len);
+	cache->minor_units[i] = minor_units;
+	return minor_units;
 }

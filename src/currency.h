@@ -11,9 +11,9 @@
 #include "utils/numeric.h"
 
 /*
- * Minor units (decimals) of a currency code.  Cached per call site for the
- * duration of a query (the functions using it are STABLE); an unknown code
- * raises 22023.
+ * Minor units (decimals) of a currency code.  The last few codes are cached
+ * per call site for the duration of a query (the functions using it are
+ * STABLE), a hit without an allocation; an unknown code raises 22023.
  */
 extern int	billing_currency_minor_units(FunctionCallInfo fcinfo, text *code);
 

@@ -44,25 +44,12 @@ typedef struct OpenDocument
 {
 	int64		account_id;
 	text	   *currency;
+	bool		has_due_date;	/* without one it comes after those with one */
 	DateADT		due_date;
 	DateADT		item_date;
 	int64		invoice_id;
 	Datum		open_amount;	/* numeric, converted once its scale is known */
 } OpenDocument;
-
-/*
- * The minor units of the last few currencies seen (a call has one or a few):
- * looked up in billing.currency once each, the oldest replaced when full.
- */
-#define MATCH_CURRENCY_CACHE	8
-
-typedef struct CurrencyScales
-{
-	int			n;
-	int			next;			/* slot replaced when full */
-	text	   *code[MATCH_CURRENCY_CACHE];
-	int			minor_units[MATCH_CURRENCY_CACHE];
-} CurrencyScales;
 
 static int
 text_cmp_bytes(const text *a, const text *b)
@@ -72,28 +59,6 @@ text_cmp_bytes(const text *a, const text *b)
 	int			c = memcmp(VARDATA_ANY(a), VARDATA_ANY(b), Min(la, lb));
 
 	return c != 0 ? c : (la > lb) - (la < lb);
-}
-
-static int
-currency_scale(CurrencyScales *cache, text *code)
-{
-	int			i;
-	int			minor_units;
-
-	for (i = 0; i < cache->n; i++)
-		if (text_cmp_bytes(cache->code[i], code) == 0)
-			return cache->minor_units[i];
-	minor_units = billing_currency_minor_units_of(text_to_cstring(code));
-	if (cache->n < MATCH_CURRENCY_CACHE)
-		i = cache->n++;
-	else
-	{
-		i = cache->next;
-		cache->next = (cache->next + 1) % MATCH_CURRENCY_CACHE;
-	}
-	cache->code[i] = code;
-	cache->minor_units[i] = minor_units;
-	return minor_units;
 }
 
 /* Group key first (account, currency bytes), then the oldest-due-first order. */
@@ -109,7 +74,9 @@ open_document_cmp(const void *a, const void *b)
 	c = text_cmp_bytes(x->currency, y->currency);
 	if (c != 0)
 		return c;
-	if (x->due_date != y->due_date)
+	if (x->has_due_date != y->has_due_date)
+		return x->has_due_date ? -1 : 1;
+	if (x->has_due_date && x->due_date != y->due_date)
 		return x->due_date < y->due_date ? -1 : 1;
 	if (x->item_date != y->item_date)
 		return x->item_date < y->item_date ? -1 : 1;
@@ -144,9 +111,12 @@ find_group(const OpenDocument *docs, int ndocs, int64 account_id, const text *cu
 	return -1;
 }
 
-/* An array argument's elements; every element must be non-NULL. */
+/*
+ * An array argument's elements.  With nulls NULL every element must be
+ * non-NULL; else *nulls receives which are.
+ */
 static Datum *
-array_elements(ArrayType *array, Oid element_type, const char *name, int *n)
+array_elements(ArrayType *array, Oid element_type, const char *name, int *n, bool **nulls_out)
 {
 	int16		typlen;
 	bool		typbyval;
@@ -161,6 +131,11 @@ array_elements(ArrayType *array, Oid element_type, const char *name, int *n)
 				 errmsg("%s of oldest_first_allocations must be a one-dimensional array", name)));
 	get_typlenbyvalalign(element_type, &typlen, &typbyval, &typalign);
 	deconstruct_array(array, element_type, typlen, typbyval, typalign, &elems, &nulls, n);
+	if (nulls_out != NULL)
+	{
+		*nulls_out = nulls;
+		return elems;
+	}
 	for (i = 0; i < *n; i++)
 		if (nulls[i])
 			ereport(ERROR,
@@ -198,12 +173,13 @@ check_same_length(const char *what, int n, int m)
 }
 
 /*
- * The arrays of one side, from argument "first" on, one row per element: their elements
- * into args[], their common length returned.
+ * The arrays of one side, from argument "first" on, one row per element:
+ * their elements into args[], their common length returned.  Only the array
+ * "nullable" names (-1: none) may hold NULLs, returned in *nulls.
  */
 static int
 array_arguments(FunctionCallInfo fcinfo, int first, const Oid *types, const char *const *names, Datum **args,
-				const char *what)
+				int nullable, bool **nulls, const char *what)
 {
 	int			n = 0;
 	int			k;
@@ -212,7 +188,8 @@ array_arguments(FunctionCallInfo fcinfo, int first, const Oid *types, const char
 	{
 		int			m;
 
-		args[k] = array_elements(PG_GETARG_ARRAYTYPE_P(first + k), types[k], names[k], &m);
+		args[k] = array_elements(PG_GETARG_ARRAYTYPE_P(first + k), types[k], names[k], &m,
+								 k == nullable ? nulls : NULL);
 		if (k == 0)
 			n = m;
 		else
@@ -232,7 +209,7 @@ array_arguments(FunctionCallInfo fcinfo, int first, const Oid *types, const char
  *
  * Element i of the first six arrays is a payment (those with is_new false are
  * skipped: they name a payment recorded before); the last six are the open
- * documents, in any order.  Rows come by payment in array order, then by
+ * documents, in any order (a NULL due date: after those with one).  Rows come by payment in array order, then by
  * document oldest due first.  STABLE (reads billing.currency) and STRICT: no
  * payments or no documents, no allocations.
  */
@@ -249,18 +226,19 @@ billing_oldest_first_allocations(PG_FUNCTION_ARGS)
 											 "doc_item_dates", "doc_due_dates", "doc_open_amounts"};
 	Datum	   *pay_args[MATCH_ARRAYS_PER_SIDE];
 	Datum	   *doc_args[MATCH_ARRAYS_PER_SIDE];
+	bool	   *no_due_date;
 	int			npay,
 				ndocs,
 				i;
 	OpenDocument *docs;
 	int64	   *doc_left;		/* open amount left, minor units */
 	int		   *group_next;		/* per group start: the first document with something left */
-	CurrencyScales scales = {0};
 	MemoryContext row_cxt,
 				old_cxt;
 
-	npay = array_arguments(fcinfo, 0, pay_types, pay_names, pay_args, "payment");
-	ndocs = array_arguments(fcinfo, MATCH_ARRAYS_PER_SIDE, doc_types, doc_names, doc_args, "document");
+	npay = array_arguments(fcinfo, 0, pay_types, pay_names, pay_args, -1, NULL, "payment");
+	ndocs = array_arguments(fcinfo, MATCH_ARRAYS_PER_SIDE, doc_types, doc_names, doc_args, DOC_DUE_DATE,
+							&no_due_date, "document");
 
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -269,7 +247,8 @@ billing_oldest_first_allocations(PG_FUNCTION_ARGS)
 	{
 		docs[i].account_id = DatumGetInt64(doc_args[DOC_ACCOUNT][i]);
 		docs[i].currency = DatumGetTextPP(doc_args[DOC_CURRENCY][i]);
-		docs[i].due_date = DatumGetDateADT(doc_args[DOC_DUE_DATE][i]);
+		docs[i].has_due_date = !no_due_date[i];
+		docs[i].due_date = docs[i].has_due_date ? DatumGetDateADT(doc_args[DOC_DUE_DATE][i]) : 0;
 		docs[i].item_date = DatumGetDateADT(doc_args[DOC_ITEM_DATE][i]);
 		docs[i].invoice_id = DatumGetInt64(doc_args[DOC_INVOICE][i]);
 		docs[i].open_amount = doc_args[DOC_OPEN][i];
@@ -280,7 +259,7 @@ billing_oldest_first_allocations(PG_FUNCTION_ARGS)
 	group_next = palloc(sizeof(int) * Max(ndocs, 1));
 	for (i = 0; i < ndocs; i++)
 	{
-		doc_left[i] = minor_units_of(docs[i].open_amount, currency_scale(&scales, docs[i].currency),
+		doc_left[i] = minor_units_of(docs[i].open_amount, billing_currency_minor_units(fcinfo, docs[i].currency),
 									 docs[i].currency, "the open amount of document", docs[i].invoice_id);
 		group_next[i] = i;
 	}
@@ -303,7 +282,7 @@ billing_oldest_first_allocations(PG_FUNCTION_ARGS)
 		group = find_group(docs, ndocs, account_id, currency);
 		if (group < 0)
 			continue;
-		scale = currency_scale(&scales, currency);
+		scale = billing_currency_minor_units(fcinfo, currency);
 		left = minor_units_of(pay_args[PAY_AMOUNT][i], scale, currency, "the amount of payment",
 							  DatumGetInt64(pay_args[PAY_ID][i]));
 

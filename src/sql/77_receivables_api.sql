@@ -193,7 +193,7 @@ CREATE FUNCTION billing.oldest_first_allocations(account_ids bigint[], payment_i
 	RETURNS TABLE (account_id bigint, invoice_id bigint, payment_id bigint, amount numeric, allocated_on date)
 	AS 'MODULE_PATHNAME', 'billing_oldest_first_allocations' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION billing.oldest_first_allocations(bigint[], bigint[], text[], date[], numeric[], boolean[], bigint[], text[], bigint[], date[], date[], numeric[]) IS
-	'Allocations of payments (element i of the first six arrays; is_new false: skipped) to open documents (the last six arrays, any order) oldest due date, then document date, then id, first, per account and currency: rows by payment in array order, each the least of what is left on both sides, dated on the later date';
+	'Allocations of payments (element i of the first six arrays; is_new false: skipped) to open documents (the last six arrays, any order) oldest due date (none: last), then document date, then id, first, per account and currency: rows by payment in array order, each the least of what is left on both sides, dated on the later date';
 
 -- The allocations new payments make, in the order they are written: the
 -- open invoices and debit notes of the accounts (open_items) matched by
@@ -206,12 +206,10 @@ BEGIN ATOMIC
 	SELECT NULL::bigint, m.account_id, m.invoice_id, m.payment_id, NULL::bigint, m.amount, m.allocated_on, NULL::bigint,
 		   NULL::timestamptz
 	-- (the documents' arrays are named apart from the parameters, which a
-	-- column of the same name would hide; a document without a due date
-	-- comes after those with one, as NULLS LAST ordered it)
+	-- column of the same name would hide)
 	FROM (SELECT array_agg(o.account_id) AS doc_accounts, array_agg(o.currency) AS doc_currencies,
 				 array_agg(o.id) AS doc_ids, array_agg(o.item_date) AS doc_item_dates,
-				 array_agg(coalesce(o.due_date, 'infinity')) AS doc_due_dates,
-				 array_agg(o.open_amount) AS doc_open_amounts
+				 array_agg(o.due_date) AS doc_due_dates, array_agg(o.open_amount) AS doc_open_amounts
 		  FROM billing.open_items('infinity', account_ids) o
 		  WHERE o.kind = 'document' AND o.document_type IN ('invoice', 'debit_note') AND o.status = 'posted'
 			AND o.open_amount > 0) d,
