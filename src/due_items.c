@@ -21,7 +21,9 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -38,6 +40,8 @@
 #include "numeric_scaled.h"
 #include "pricing.h"
 #include "prorate_sum.h"
+#include "run_statements.h"
+#include "run_writer.h"
 #include "schedule.h"
 
 /*
@@ -129,9 +133,23 @@ enum
 	D_ITEM, D_ACCOUNT_ID, D_SUBSCRIPTION_ID, D_CURRENCY, D_PRICE_ID, D_KIND, D_SERVICE_PERIOD,
 	D_CYCLE_PERIOD, D_QUANTITY, D_UNIT_AMOUNT, D_AMOUNT, D_TAX_AMOUNT, D_LINE_NUMBER,
 	D_DESCRIPTION, D_SORT_DATE, D_SORT_SEQ, D_BILLED_THROUGH, D_NEXT_DUE_DATE,
-	D_SEEN_RECONCILE_FROM,
+	D_SEEN_RECONCILE_FROM, D_INVOICE_ID,
 	D_NCOLUMNS
 };
+
+/*
+ * The columns of billing.invoice_line a run writes, and the due_item column
+ * each comes from (billing.write_due_lines()).
+ */
+static const char *const line_column_names[] = {
+	"account_id", "invoice_id", "line_number", "subscription_id", "price_id", "kind", "service_period",
+	"cycle_period", "quantity", "unit_amount", "amount", "tax_amount", "description",
+};
+static const int line_column_items[] = {
+	D_ACCOUNT_ID, D_INVOICE_ID, D_LINE_NUMBER, D_SUBSCRIPTION_ID, D_PRICE_ID, D_KIND, D_SERVICE_PERIOD,
+	D_CYCLE_PERIOD, D_QUANTITY, D_UNIT_AMOUNT, D_AMOUNT, D_TAX_AMOUNT, D_DESCRIPTION,
+};
+#define LINE_NCOLUMNS lengthof(line_column_names)
 
 #define CURRENCY_LEN	16
 
@@ -170,7 +188,17 @@ typedef struct DocumentTotals
 	int32		lines;			/* also the last line number given */
 	Numeric		subtotal;		/* in the engine's account_cxt */
 	Numeric		tax_total;
+	int			slot;			/* its place in Engine.documents before they are sorted */
+	int64		invoice_id;		/* a writing run's: given when the account is done */
 } DocumentTotals;
+
+/* A line of the current account, held by a writing run until its document has an id. */
+typedef struct HeldLine
+{
+	int			document;		/* index into Engine.documents */
+	Datum		v[D_NCOLUMNS];	/* a due_item, in the engine's account_cxt */
+	bool		n[D_NCOLUMNS];
+} HeldLine;
 
 /* One run's lookups, kept for the whole call. */
 typedef struct Engine
@@ -191,6 +219,19 @@ typedef struct Engine
 	MemoryContext account_cxt;
 	int			ndocuments;
 	DocumentTotals documents[8];
+
+	/*
+	 * A writing run (billing.write_due_lines()): the account's lines are held
+	 * until it is done, then its documents take ids and the lines go into
+	 * billing.invoice_line through the bulk writer, or, when that table has
+	 * an insert trigger of someone else's, out as items with their ids.
+	 */
+	bool		writing;
+	RunWriter  *writer;
+	Oid			invoice_id_seq;
+	HeldLine   *held;
+	int			nheld;
+	int			maxheld;
 } Engine;
 
 /* A timeline row: terms from "start" on. */
@@ -1081,16 +1122,73 @@ line_order(const void *a, const void *b)
 	return x->order - y->order;
 }
 
+static int
+document_currency_order(const void *a, const void *b)
+{
+	return strcmp(((const DocumentTotals *) a)->currency, ((const DocumentTotals *) b)->currency);
+}
+
+/*
+ * A writing run's held lines of the current account, now that their
+ * documents have ids: into billing.invoice_line, or out as items.
+ */
+static void
+write_held_lines(Engine *engine, const int *document_of_slot)
+{
+	for (int i = 0; i < engine->nheld; i++)
+	{
+		HeldLine   *h = &engine->held[i];
+
+		h->v[D_INVOICE_ID] = Int64GetDatum(engine->documents[document_of_slot[h->document]].invoice_id);
+		h->n[D_INVOICE_ID] = false;
+		if (engine->writer != NULL)
+		{
+			Datum		v[LINE_NCOLUMNS];
+			bool		n[LINE_NCOLUMNS];
+
+			for (int c = 0; c < (int) LINE_NCOLUMNS; c++)
+			{
+				v[c] = h->v[line_column_items[c]];
+				n[c] = h->n[line_column_items[c]];
+			}
+			billing_run_writer_put(engine->writer, v, n);
+		}
+		else
+			tuplestore_putvalues(engine->out, engine->out_desc, h->v, h->n);
+	}
+	engine->nheld = 0;
+	engine->maxheld = 0;
+	engine->held = NULL;
+}
+
 /*
  * The document rows of the current account: one per currency it has lines
  * in, with their totals and line count.  The run writes its documents from
- * these instead of summing every line again.
+ * these instead of summing every line again.  A writing run gives them ids
+ * in currency order (as the documents' rows will be written) and writes
+ * their lines.
  */
 static void
 emit_documents(Engine *engine)
 {
 	Datum		v[D_NCOLUMNS];
 	bool		n[D_NCOLUMNS];
+
+	if (engine->writing && engine->ndocuments > 0)
+	{
+		int			document_of_slot[lengthof(engine->documents)];
+
+		/* the held lines name their document by its slot */
+		qsort(engine->documents, engine->ndocuments, sizeof(DocumentTotals), document_currency_order);
+		for (int i = 0; i < engine->ndocuments; i++)
+		{
+			DocumentTotals *doc = &engine->documents[i];
+
+			document_of_slot[doc->slot] = i;
+			doc->invoice_id = nextval_internal(engine->invoice_id_seq, false);
+		}
+		write_held_lines(engine, document_of_slot);
+	}
 
 	for (int i = 0; i < engine->ndocuments; i++)
 	{
@@ -1105,6 +1203,11 @@ emit_documents(Engine *engine)
 		v[D_AMOUNT] = NumericGetDatum(doc->subtotal);
 		v[D_TAX_AMOUNT] = NumericGetDatum(doc->tax_total);
 		v[D_LINE_NUMBER] = Int32GetDatum(doc->lines);
+		if (engine->writing)
+		{
+			v[D_INVOICE_ID] = Int64GetDatum(doc->invoice_id);
+			n[D_INVOICE_ID] = false;
+		}
 		tuplestore_putvalues(engine->out, engine->out_desc, v, n);
 	}
 	engine->ndocuments = 0;
@@ -1134,7 +1237,8 @@ document_of(Engine *engine, int64 account_id, const char *currency)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("account " INT64_FORMAT " bills in more than %d currencies in one run",
 						account_id, (int) lengthof(engine->documents))));
-	doc = &engine->documents[engine->ndocuments++];
+	doc = &engine->documents[engine->ndocuments];
+	doc->slot = engine->ndocuments++;
 	strlcpy(doc->currency, currency, CURRENCY_LEN);
 	doc->lines = 0;
 	doc->subtotal = NULL;
@@ -1155,11 +1259,22 @@ add_to_document(Engine *engine, DocumentTotals *doc, Numeric amount, Numeric tax
 	MemoryContextSwitchTo(old);
 }
 
+/* A line's amount: copied into the account's memory when the line is held. */
+static Datum
+line_numeric(Engine *engine, Numeric value)
+{
+	return engine->writing ? datumCopy(NumericGetDatum(value), false, -1) : NumericGetDatum(value);
+}
+
+/*
+ * The subscription's lines, in line order: out as items, or, in a writing
+ * run, held in the account's memory until their document has an id.
+ */
 static void
 emit_lines(Engine *engine, Subscription *sub)
 {
-	Datum		v[D_NCOLUMNS];
-	bool		n[D_NCOLUMNS];
+	Datum		line_v[D_NCOLUMNS];
+	bool		line_n[D_NCOLUMNS];
 
 	qsort(sub->lines, sub->nlines, sizeof(DueLine), line_order);
 	for (int i = 0; i < sub->nlines; i++)
@@ -1169,6 +1284,10 @@ emit_lines(Engine *engine, Subscription *sub)
 		Numeric		rate = NULL;
 		Numeric		tax;
 		DocumentTotals *doc = document_of(engine, sub->account_id, l->currency);
+		MemoryContext old = CurrentMemoryContext;
+		Datum	   *v = line_v;
+		bool	   *n = line_n;
+
 
 		/* tax: one effective rate per region and tax code on the document date */
 		if (!sub->tax_exempt && sub->tax_region != NULL && p != NULL)
@@ -1176,7 +1295,19 @@ emit_lines(Engine *engine, Subscription *sub)
 		tax = rate == NULL ? numeric_zero()
 			: round_money(numeric_mul_n(l->amount, rate), l->minor_units);
 
-		memset(n, false, sizeof(n));
+		if (engine->writing)
+		{
+			HeldLine   *h;
+
+			MemoryContextSwitchTo(engine->account_cxt);
+			PUSH(engine->held, engine->nheld, engine->maxheld);
+			h = &engine->held[engine->nheld++];
+			h->document = doc->slot;
+			v = h->v;
+			n = h->n;
+		}
+
+		memset(n, false, sizeof(bool) * D_NCOLUMNS);
 		v[D_ITEM] = engine->item_line;
 		v[D_ACCOUNT_ID] = Int64GetDatum(sub->account_id);
 		v[D_SUBSCRIPTION_ID] = Int64GetDatum(sub->subscription_id);
@@ -1188,20 +1319,22 @@ emit_lines(Engine *engine, Subscription *sub)
 		n[D_SERVICE_PERIOD] = !l->has_service_period;
 		v[D_CYCLE_PERIOD] = BillingPeriodGetDatum(l->cycle_period);
 		n[D_CYCLE_PERIOD] = !l->has_cycle_period;
-		v[D_QUANTITY] = NumericGetDatum(l->quantity);
 		n[D_QUANTITY] = l->quantity == NULL;
-		v[D_UNIT_AMOUNT] = NumericGetDatum(l->unit_amount);
+		v[D_QUANTITY] = n[D_QUANTITY] ? (Datum) 0 : line_numeric(engine, l->quantity);
 		n[D_UNIT_AMOUNT] = l->unit_amount == NULL;
-		v[D_AMOUNT] = NumericGetDatum(l->amount);
-		v[D_TAX_AMOUNT] = NumericGetDatum(tax);
+		v[D_UNIT_AMOUNT] = n[D_UNIT_AMOUNT] ? (Datum) 0 : line_numeric(engine, l->unit_amount);
+		v[D_AMOUNT] = line_numeric(engine, l->amount);
+		v[D_TAX_AMOUNT] = line_numeric(engine, tax);
 		v[D_LINE_NUMBER] = Int32GetDatum(++doc->lines);
 		v[D_DESCRIPTION] = CStringGetTextDatum(l->description);
 		v[D_SORT_DATE] = DateADTGetDatum(l->sort_date);
 		n[D_SORT_DATE] = !l->has_sort_date;
 		v[D_SORT_SEQ] = Int32GetDatum(l->sort_seq);
-		n[D_BILLED_THROUGH] = n[D_NEXT_DUE_DATE] = n[D_SEEN_RECONCILE_FROM] = true;
-		v[D_BILLED_THROUGH] = v[D_NEXT_DUE_DATE] = v[D_SEEN_RECONCILE_FROM] = (Datum) 0;
-		tuplestore_putvalues(engine->out, engine->out_desc, v, n);
+		n[D_BILLED_THROUGH] = n[D_NEXT_DUE_DATE] = n[D_SEEN_RECONCILE_FROM] = n[D_INVOICE_ID] = true;
+		v[D_BILLED_THROUGH] = v[D_NEXT_DUE_DATE] = v[D_SEEN_RECONCILE_FROM] = v[D_INVOICE_ID] = (Datum) 0;
+		MemoryContextSwitchTo(old);
+		if (!engine->writing)
+			tuplestore_putvalues(engine->out, engine->out_desc, v, n);
 		add_to_document(engine, doc, l->amount, tax);
 	}
 }
@@ -1526,12 +1659,12 @@ add_stream_row(Engine *engine, Subscription *sub, Datum *v, bool *n)
 }
 
 /*
- * due_items(target_date date, account_ids bigint[], full_history boolean)
- *		RETURNS SETOF billing.due_item
+ * The engine over the candidates of a call of due_items() or
+ * write_due_lines(): arguments target_date, account_ids and, for
+ * due_items(), full_history.
  */
-PG_FUNCTION_INFO_V1(billing_due_items);
-Datum
-billing_due_items(PG_FUNCTION_ARGS)
+static void
+run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Engine		engine;
@@ -1545,15 +1678,14 @@ billing_due_items(PG_FUNCTION_ARGS)
 	bool		in_sub = false;
 	TimelineScan timeline;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("target_date of billing.due_items must not be NULL")));
-	billing_check_date(PG_GETARG_DATEADT(0), "target_date");
-
 	InitMaterializedSRF(fcinfo, 0);
 
 	memset(&engine, 0, sizeof(Engine));
+	engine.writing = writing;
+	engine.writer = writer;
+	if (writing)
+		engine.invoice_id_seq = DatumGetObjectId(DirectFunctionCall1(regclassin,
+																	 CStringGetDatum("billing.invoice_invoice_id_seq")));
 	engine.cxt = AllocSetContextCreate(CurrentMemoryContext, "billing due_items", ALLOCSET_DEFAULT_SIZES);
 	engine.target_date = PG_GETARG_DATEADT(0);
 	engine.out = rsinfo->setResult;
@@ -1577,7 +1709,7 @@ billing_due_items(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	argnulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
-	args[2] = BoolGetDatum(!PG_ARGISNULL(2) && PG_GETARG_BOOL(2));
+	args[2] = BoolGetDatum(!writing && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2));
 	args[3] = Int32GetDatum(usage_lookback_days(&engine));
 	/* a whole run reads every subscription; a chunk its accounts' by index */
 	portal = SPI_cursor_open_with_args(NULL,
@@ -1646,5 +1778,71 @@ billing_due_items(PG_FUNCTION_ARGS)
 	SPI_cursor_close(portal);
 	SPI_finish();
 	MemoryContextDelete(engine.cxt);
+}
+
+static void
+check_target_date(FunctionCallInfo fcinfo, const char *function)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("target_date of %s must not be NULL", function)));
+	billing_check_date(PG_GETARG_DATEADT(0), "target_date");
+}
+
+/*
+ * due_items(target_date date, account_ids bigint[], full_history boolean)
+ *		RETURNS SETOF billing.due_item
+ */
+PG_FUNCTION_INFO_V1(billing_due_items);
+Datum
+billing_due_items(PG_FUNCTION_ARGS)
+{
+	check_target_date(fcinfo, "billing.due_items");
+	run_engine(fcinfo, false, NULL);
+	return (Datum) 0;
+}
+
+/*
+ * write_due_lines(target_date date, account_ids bigint[])
+ *		RETURNS SETOF billing.due_item
+ *		An invoice run's lines, written: each account's documents take their
+ *		ids from billing.invoice_invoice_id_seq in currency order, and their
+ *		lines go into billing.invoice_line as one marked statement of the
+ *		bulk writer (run_writer.c).  Returns the watermarks and the documents
+ *		(invoice_id set); lines too, with their invoice_id, only when
+ *		invoice_line has an insert trigger of someone else's and the caller
+ *		must INSERT them.  Superuser only: the run's SECURITY DEFINER
+ *		functions.
+ *
+ * Written as they are made, a million lines skip a tuplestore, a temporary
+ * table and a join with their documents.  The lines are written under the
+ * stream's own command id, so its probes never see them (they are of
+ * accounts it has passed in any case).
+ */
+PG_FUNCTION_INFO_V1(billing_write_due_lines);
+Datum
+billing_write_due_lines(PG_FUNCTION_ARGS)
+{
+	Oid			lines_oid;
+	Relation	lines;
+	RunWriter  *writer = NULL;
+
+	check_target_date(fcinfo, "billing.write_due_lines");
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the extension's run functions may write run rows into invoice_line")));
+	lines_oid = DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum("billing.invoice_line")));
+	lines = table_open(lines_oid, RowExclusiveLock);
+	if (billing_run_rows_writable_in_bulk(lines))
+		writer = billing_run_writer_begin(lines,
+										  billing_run_writer_columns(lines, line_column_names, LINE_NCOLUMNS));
+	billing_mark_run_statement(true);
+	run_engine(fcinfo, true, writer);
+	if (writer != NULL)
+		billing_run_writer_end(writer);
+	billing_mark_run_statement(false);
+	table_close(lines, NoLock);
 	return (Datum) 0;
 }

@@ -17,6 +17,11 @@
  * is one that trusts marked statements.  If anyone adds another (an audit
  * trigger, a replication hook), the writer runs a plain INSERT instead, still
  * marked, so that trigger sees every row.
+ *
+ * The rows come from a query (billing.write_run_rows()) or from C code that
+ * computes them (run_writer.h: the engine writes a run's lines as it makes
+ * them, and returns them for the INSERT when the table is not writable in
+ * bulk).
  */
 #include "postgres.h"
 
@@ -40,6 +45,7 @@
 
 #include "billing.h"
 #include "run_statements.h"
+#include "run_writer.h"
 
 /* rows per table_multi_insert() batch, as COPY buffers them */
 #define RUN_WRITER_BATCH 1000
@@ -69,8 +75,8 @@ trigger_trusts_marked_statements(Oid tgfoid)
  * generated column, where every enabled trigger that fires on INSERT trusts
  * marked statements.
  */
-static bool
-writable_in_bulk(Relation rel)
+bool
+billing_run_rows_writable_in_bulk(Relation rel)
 {
 	TriggerDesc *trigdesc = rel->trigdesc;
 
@@ -181,7 +187,7 @@ insert_via_sql(Relation rel, TupleDesc src, const char *source, SourceParams *pa
  * columns, defaults for the rest), checks constraints, and every batch
  * multi-inserts the rows and then adds their index entries.
  */
-typedef struct RunWriter
+struct RunWriter
 {
 	DestReceiver pub;			/* first: the executor sees a DestReceiver */
 	Relation	rel;
@@ -196,7 +202,7 @@ typedef struct RunWriter
 	int			nbuffered;
 	uint64		written;
 	MemoryContext batch_cxt;	/* what filling the batch allocates */
-} RunWriter;
+};
 
 /* Multi-insert the buffered rows, then their index entries. */
 static void
@@ -244,18 +250,16 @@ run_writer_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 	w->cid = GetCurrentCommandId(true);
 }
 
-static bool
-run_writer_receive(TupleTableSlot *slot, DestReceiver *self)
+/* Fill the next row of the batch from its source row, check it, buffer it. */
+static void
+buffer_row(RunWriter *w)
 {
-	RunWriter  *w = (RunWriter *) self;
 	TupleDesc	dst = RelationGetDescr(w->rel);
 	ExprContext *econtext = GetPerTupleExprContext(w->estate);
 	TupleTableSlot *source_row = w->source_rows[w->nbuffered];
 	TupleTableSlot *row = w->rows[w->nbuffered];
 	MemoryContext old;
 
-	/* the executor reuses its slot: keep the row until the batch is written */
-	ExecCopySlot(source_row, slot);
 	slot_getallattrs(source_row);
 	/* defaults and checks allocate in the executor's query context otherwise */
 	old = MemoryContextSwitchTo(w->batch_cxt);
@@ -280,7 +284,32 @@ run_writer_receive(TupleTableSlot *slot, DestReceiver *self)
 	MemoryContextSwitchTo(old);
 	if (++w->nbuffered == RUN_WRITER_BATCH)
 		flush_batch(w);
+}
+
+static bool
+run_writer_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	RunWriter  *w = (RunWriter *) self;
+
+	/* the executor reuses its slot: keep the row until the batch is written */
+	ExecCopySlot(w->source_rows[w->nbuffered], slot);
+	buffer_row(w);
 	return true;
+}
+
+void
+billing_run_writer_put(RunWriter *w, Datum *values, bool *nulls)
+{
+	TupleTableSlot *source_row = w->source_rows[w->nbuffered];
+	int			natts = source_row->tts_tupleDescriptor->natts;
+
+	ExecClearTuple(source_row);
+	memcpy(source_row->tts_values, values, sizeof(Datum) * natts);
+	memcpy(source_row->tts_isnull, nulls, sizeof(bool) * natts);
+	ExecStoreVirtualTuple(source_row);
+	/* the caller's values may go before the batch is written */
+	ExecMaterializeSlot(source_row);
+	buffer_row(w);
 }
 
 static void
@@ -294,15 +323,12 @@ run_writer_destroy(DestReceiver *self)
 {
 }
 
-static uint64
-insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src, SourceParams *params)
+RunWriter *
+billing_run_writer_begin(Relation rel, TupleDesc src)
 {
 	TupleDesc	dst = RelationGetDescr(rel);
 	RunWriter  *w = palloc0(sizeof(RunWriter));
 	RangeTblEntry *rte = makeNode(RangeTblEntry);
-	ParamListInfo paramlist = makeParamList(params->n);
-	SPIExecuteOptions options;
-	int			rc;
 
 	w->pub.receiveSlot = run_writer_receive;
 	w->pub.rStartup = run_writer_startup;
@@ -316,6 +342,7 @@ insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src, SourceParams *param
 	w->rri = makeNode(ResultRelInfo);
 	w->bistate = GetBulkInsertState();
 	w->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "billing run writer batch", ALLOCSET_DEFAULT_SIZES);
+	w->cid = GetCurrentCommandId(true);
 
 	/* the relation as an INSERT's range table entry: permissions, constraints */
 	rte->rtekind = RTE_RELATION;
@@ -348,6 +375,61 @@ insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src, SourceParams *param
 		w->source_rows[i] = MakeSingleTupleTableSlot(src, &TTSOpsVirtual);
 		w->rows[i] = table_slot_create(rel, NULL);
 	}
+	return w;
+}
+
+uint64
+billing_run_writer_end(RunWriter *w)
+{
+	uint64		written;
+
+	flush_batch(w);
+	table_finish_bulk_insert(w->rel, 0);
+	FreeBulkInsertState(w->bistate);
+	for (int i = 0; i < RUN_WRITER_BATCH; i++)
+	{
+		ExecDropSingleTupleTableSlot(w->source_rows[i]);
+		ExecDropSingleTupleTableSlot(w->rows[i]);
+	}
+	/* closes the indexes too */
+	ExecCloseResultRelations(w->estate);
+	ExecCloseRangeTableRelations(w->estate);
+	FreeExecutorState(w->estate);
+	MemoryContextDelete(w->batch_cxt);
+	written = w->written;
+	pfree(w);
+	return written;
+}
+
+TupleDesc
+billing_run_writer_columns(Relation rel, const char *const *names, int ncolumns)
+{
+	TupleDesc	rel_desc = RelationGetDescr(rel);
+	TupleDesc	desc = CreateTemplateTupleDesc(ncolumns);
+
+	for (int c = 0; c < ncolumns; c++)
+	{
+		AttrNumber	attnum = InvalidAttrNumber;
+
+		for (int a = 0; a < rel_desc->natts; a++)
+			if (!TupleDescAttr(rel_desc, a)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(rel_desc, a)->attname), names[c]) == 0)
+				attnum = a + 1;
+		if (attnum == InvalidAttrNumber)
+			elog(ERROR, "%s has no column \"%s\"", RelationGetRelationName(rel), names[c]);
+		TupleDescInitEntry(desc, c + 1, names[c], TupleDescAttr(rel_desc, attnum - 1)->atttypid,
+						   TupleDescAttr(rel_desc, attnum - 1)->atttypmod, 0);
+	}
+	return desc;
+}
+
+static uint64
+insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src, SourceParams *params)
+{
+	RunWriter  *w = billing_run_writer_begin(rel, src);
+	ParamListInfo paramlist = makeParamList(params->n);
+	SPIExecuteOptions options;
+	int			rc;
 
 	for (int i = 0; i < params->n; i++)
 	{
@@ -365,20 +447,7 @@ insert_in_bulk(Relation rel, SPIPlanPtr plan, TupleDesc src, SourceParams *param
 	rc = SPI_execute_plan_extended(plan, &options);
 	if (rc < 0)
 		elog(ERROR, "run writer source failed: %s", SPI_result_code_string(rc));
-
-	table_finish_bulk_insert(rel, 0);
-	FreeBulkInsertState(w->bistate);
-	for (int i = 0; i < RUN_WRITER_BATCH; i++)
-	{
-		ExecDropSingleTupleTableSlot(w->source_rows[i]);
-		ExecDropSingleTupleTableSlot(w->rows[i]);
-	}
-	/* closes the indexes too */
-	ExecCloseResultRelations(w->estate);
-	ExecCloseRangeTableRelations(w->estate);
-	FreeExecutorState(w->estate);
-	MemoryContextDelete(w->batch_cxt);
-	return w->written;
+	return billing_run_writer_end(w);
 }
 
 /*
@@ -437,7 +506,7 @@ billing_write_run_rows(PG_FUNCTION_ARGS)
 	src = source_columns(plan, source);
 
 	billing_mark_run_statement(true);
-	if (writable_in_bulk(rel))
+	if (billing_run_rows_writable_in_bulk(rel))
 		written = insert_in_bulk(rel, plan, src, &params);
 	else
 		written = insert_via_sql(rel, src, source, &params);

@@ -27,9 +27,10 @@ CREATE TYPE billing.due_item AS (
 	sort_seq		int,
 	billed_through	date,
 	next_due_date	date,
-	seen_reconcile_from date
+	seen_reconcile_from date,
+	invoice_id		bigint			-- a document's (and its lines') id, from billing.write_due_lines()
 );
-COMMENT ON TYPE billing.due_item IS 'Output of billing.due_items(): a line to bill, a subscription''s new watermarks, or the totals of the document an account''s lines in a currency make (amount, tax_amount, line_number = its line count)';
+COMMENT ON TYPE billing.due_item IS 'Output of billing.due_items(): a line to bill, a subscription''s new watermarks, or the totals of the document an account''s lines in a currency make (amount, tax_amount, line_number = its line count); billing.write_due_lines() also gives the document''s invoice_id';
 
 -- The rule itself is in src/due_items.c: one query streams each candidate's
 -- timeline, billed lines and usage, and each subscription is reconciled in
@@ -46,3 +47,14 @@ SET jit = off
 SET work_mem = '16MB';
 COMMENT ON FUNCTION billing.due_items(date, bigint[], boolean) IS
 	'What a run with this target date would bill: lines (expected minus billed per subscription period), each candidate subscription''s new watermarks, and per account and currency the totals of the document its lines make; full_history ignores the watermarks (used by check_integrity). Writes nothing';
+
+-- An invoice run's lines, written as the engine makes them (src/due_items.c
+-- says why): returns the watermarks and the documents with their invoice ids.
+CREATE FUNCTION billing.write_due_lines(target_date date, account_ids bigint[])
+	RETURNS SETOF billing.due_item
+	AS 'MODULE_PATHNAME', 'billing_write_due_lines' LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+SET work_mem = '16MB';
+COMMENT ON FUNCTION billing.write_due_lines(date, bigint[]) IS
+	'Bills the due lines of the given accounts (NULL: all) into billing.invoice_line, each account''s documents numbered from the invoice id sequence in currency order; returns the watermarks and the documents (with invoice_id) for the run to write, and the lines themselves only when invoice_line has another insert trigger and they must be inserted; superuser only (the run''s functions)';

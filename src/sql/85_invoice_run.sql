@@ -36,8 +36,10 @@ BEGIN
 	IF to_regclass('pg_temp.billing_due') IS NOT NULL THEN
 		DROP TABLE pg_temp.billing_due;
 	END IF;
+	-- the lines are written here already (billing.write_due_lines); what
+	-- comes back is the watermarks and the documents, with their ids
 	CREATE TEMP TABLE billing_due ON COMMIT DROP AS
-	SELECT * FROM billing.due_items(target_date, account_ids);
+	SELECT * FROM billing.write_due_lines(target_date, account_ids);
 	-- statistics after the bulk load: planned at the default guess, the joins
 	-- below would sort and merge a million rows through disk
 	ANALYZE billing_due;
@@ -48,18 +50,16 @@ BEGIN
 	-- posting, its number.  (Written as a draft and then totalled and
 	-- numbered, each document row would be rewritten twice, with its checks,
 	-- in the run's largest table.)  Net credit makes a credit note.  Ids
-	-- follow (account, currency), numbers ids.
+	-- follow (account, currency) (the engine gave them), numbers ids.
 	IF to_regclass('pg_temp.billing_new_documents') IS NOT NULL THEN
 		DROP TABLE pg_temp.billing_new_documents;
 	END IF;
 	CREATE TEMP TABLE billing_new_documents ON COMMIT DROP AS
-	SELECT h.*, nextval('billing.invoice_invoice_id_seq') AS invoice_id
-	FROM (SELECT d.account_id, d.currency,
-				 CASE WHEN d.amount + d.tax_amount < 0 THEN 'credit_note' ELSE 'invoice' END AS document_type,
-				 d.amount AS subtotal, d.tax_amount AS tax_total, d.line_number AS lines
-		  FROM billing_due d
-		  WHERE d.item = 'document'
-		  ORDER BY d.account_id, d.currency) h;
+	SELECT d.account_id, d.currency,
+		   CASE WHEN d.amount + d.tax_amount < 0 THEN 'credit_note' ELSE 'invoice' END AS document_type,
+		   d.amount AS subtotal, d.tax_amount AS tax_total, d.line_number AS lines, d.invoice_id
+	FROM billing_due d
+	WHERE d.item = 'document';
 	ANALYZE billing_new_documents;
 
 	-- posting: the documents' numbers (none taken for drafts)
@@ -106,15 +106,16 @@ BEGIN
 		PERFORM billing.record_start_terms(start_accounts, start_subscriptions);
 	END IF;
 
-	-- the lines of a posted document all come in this one statement, summing to
-	-- its totals (as billing.invoice_line_guard_insert requires of anyone else).
-	-- No ORDER BY: billing.due_items() returns them by account and line number
+	-- the lines of a posted document all come in one statement, summing to its
+	-- totals (as billing.invoice_line_guard_insert requires of anyone else):
+	-- billing.write_due_lines() wrote them, or, when invoice_line has an
+	-- insert trigger of someone else's, returned them for this INSERT, which
+	-- that trigger sees.  No ORDER BY: they come by account and line number
 	-- already, and sorting a million lines again cost a quarter of the insert.
 	PERFORM billing.write_run_rows('billing.invoice_line', $run$
-		SELECT d.account_id, n.invoice_id, d.line_number, d.subscription_id, d.price_id, d.kind, d.service_period,
+		SELECT d.account_id, d.invoice_id, d.line_number, d.subscription_id, d.price_id, d.kind, d.service_period,
 			   d.cycle_period, d.quantity, d.unit_amount, d.amount, d.tax_amount, d.description
 		FROM pg_temp.billing_due d
-		JOIN pg_temp.billing_new_documents n ON n.account_id = d.account_id AND n.currency = d.currency
 		WHERE d.item = 'line'$run$);
 
 	IF doc_ids IS NOT NULL THEN

@@ -5,7 +5,7 @@
 BEGIN;
 \ir include/session.sql
 
-SELECT plan(54);
+SELECT plan(56);
 
 \ir include/lookups.sql
 CREATE FUNCTION pg_temp.sub(key text, price_code text DEFAULT NULL) RETURNS bigint LANGUAGE sql STABLE
@@ -178,6 +178,11 @@ SELECT results_eq(
 	  WHERE i.account_id = pg_temp.acct('multi') ORDER BY i.currency$$,
 	$$VALUES ('EUR', 'invoice', 10.00, '[2026-02-01,2026-03-01)'), ('USD', 'invoice', 10.00, '[2026-02-01,2026-03-01)')$$,
 	'one document per account and currency');
+SELECT is((SELECT array_agg(i.currency ORDER BY i.invoice_id) FROM invoice i WHERE i.account_id = pg_temp.acct('multi')),
+	ARRAY['EUR', 'USD'], 'an account''s documents take their ids in currency order');
+SELECT is_empty($$SELECT 1 FROM invoice_line l JOIN invoice i USING (account_id, invoice_id) JOIN price p USING (price_id)
+				  WHERE i.account_id = pg_temp.acct('multi') AND p.currency <> i.currency$$,
+	'each line is on the document of its price''s currency');
 SELECT is_empty($$SELECT * FROM billing.check_integrity()$$, 'integrity after the 2026-02-01 run');
 
 ------------------------------------------------------------------------------

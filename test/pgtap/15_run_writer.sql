@@ -4,14 +4,16 @@
 -- nothing written); the arguments after the query are its parameters; no
 -- target is 22004; the rows it writes take the table's defaults and pass its
 -- NOT NULL, CHECK and unique constraints with the messages of an INSERT
--- (23502, 23514, 23505, nothing written); its statement is marked, and the
+-- (23502, 23514, 23505, nothing written); the engine's writer of a run's
+-- lines, billing.write_due_lines(), is superuser-only too and needs a target
+-- date (22004); the writer's statement is marked, and the
 -- mark ends with it; a table with an insert trigger of its own (an audit
 -- trigger) gets a plain INSERT, so that trigger sees every row of a run, and
 -- the run bills the same lines either way; check_integrity() stays empty.
 BEGIN;
 \ir include/session.sql
 
-SELECT plan(31);
+SELECT plan(35);
 
 \ir include/lookups.sql
 CREATE FUNCTION pg_temp.lines() RETURNS bigint LANGUAGE sql STABLE
@@ -43,7 +45,12 @@ SELECT pg_temp.refused($$SELECT billing.write_run_rows('billing.invoice_line',
 	$q$SELECT d.account_id, d.invoice_id, 1 AS line_number, 'adjustment'::text AS kind, 5.00 AS amount FROM pg_temp.draft_of_a d$q$)$$,
 	'42501', 'only the extension''s run functions may write run rows into invoice_line',
 	'billing_admin calls the writer');
+SELECT pg_temp.refused($$SELECT * FROM billing.write_due_lines('2026-02-10', NULL)$$,
+	'42501', 'only the extension''s run functions may write run rows into invoice_line',
+	'billing_admin calls the engine''s writer of a run''s lines');
 RESET ROLE;
+SELECT pg_temp.refused($$SELECT * FROM billing.write_due_lines(NULL, NULL)$$,
+	'22004', 'target_date of billing.write_due_lines must not be NULL', 'the engine''s writer without a target date');
 
 ------------------------------------------------------------------------------
 -- Rows as an INSERT would write them

@@ -344,7 +344,7 @@ BEGIN
 		   (row_number() OVER (PARTITION BY l.account_id, l.currency
 							   ORDER BY l.subscription_id, l.sort_date NULLS FIRST, l.sort_seq))::int,
 		   l.description, l.sort_date, l.sort_seq,
-		   NULL::date, NULL::date, NULL::date
+		   NULL::date, NULL::date, NULL::date, NULL::bigint
 	FROM line l
 	JOIN billing.account a ON a.account_id = l.account_id
 	LEFT JOIN billing.price p ON p.price_id = l.price_id
@@ -352,6 +352,6 @@ BEGIN
 	LEFT JOIN tax t ON t.tax_region = a.tax_region AND t.tax_code IS NOT DISTINCT FROM pr.tax_code
 	UNION ALL
 	SELECT 'watermark', w.account_id, w.subscription_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-		   NULL, NULL, NULL, w.billed_through, w.next_due_date, w.reconcile_from
+		   NULL, NULL, NULL, w.billed_through, w.next_due_date, w.reconcile_from, NULL
 	FROM watermark w;
 END $$;
