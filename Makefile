@@ -14,6 +14,7 @@ OBJS = \
 	src/due_items.o \
 	src/run_statements.o \
 	src/run_writer.o \
+	src/watermark_writer.o \
 	src/currency.o \
 	src/money.o \
 	src/payment_matching.o \

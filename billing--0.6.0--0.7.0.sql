@@ -10,8 +10,9 @@
 ALTER TYPE billing.due_item ADD ATTRIBUTE invoice_id bigint;
 COMMENT ON TYPE billing.due_item IS 'Output of billing.due_items(): a line to bill, a subscription''s new watermarks, or the totals of the document an account''s lines in a currency make (amount, tax_amount, line_number = its line count); billing.write_due_lines() also gives the document''s invoice_id';
 
--- An invoice run's lines, written as the engine makes them (src/due_items.c
--- says why): returns the watermarks and the documents with their invoice ids.
+-- An invoice run's lines and watermarks, written as the engine makes them
+-- (src/due_items.c, src/watermark_writer.c say why): returns the documents
+-- with their invoice ids.
 CREATE FUNCTION billing.write_due_lines(target_date date, account_ids bigint[])
 	RETURNS SETOF billing.due_item
 	AS 'MODULE_PATHNAME', 'billing_write_due_lines' LANGUAGE C VOLATILE
@@ -19,7 +20,7 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 SET work_mem = '16MB';
 COMMENT ON FUNCTION billing.write_due_lines(date, bigint[]) IS
-	'Bills the due lines of the given accounts (NULL: all) into billing.invoice_line, each account''s documents numbered from the invoice id sequence in currency order; returns the watermarks and the documents (with invoice_id) for the run to write, and the lines themselves only when invoice_line has another insert trigger and they must be inserted; superuser only (the run''s functions)';
+	'Bills the due lines of the given accounts (NULL: all) into billing.invoice_line, each account''s documents numbered from the invoice id sequence in currency order, and writes each candidate subscription''s new watermarks; returns the documents (with invoice_id) for the run to write, and the lines or the watermarks only when someone''s insert trigger on invoice_line or update trigger on subscription needs the run''s own statement; superuser only (the run''s functions)';
 -- as every function of the schema: for the administrators (99_security.sql)
 REVOKE EXECUTE ON FUNCTION billing.write_due_lines(date, bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION billing.write_due_lines(date, bigint[]) TO billing_admin;
@@ -57,8 +58,10 @@ BEGIN
 	IF to_regclass('pg_temp.billing_due') IS NOT NULL THEN
 		DROP TABLE pg_temp.billing_due;
 	END IF;
-	-- the lines are written here already (billing.write_due_lines); what
-	-- comes back is the watermarks and the documents, with their ids
+	-- the lines and the watermarks are written here already
+	-- (billing.write_due_lines); what comes back is the documents, with their
+	-- ids (and, when someone's triggers need the statements below, the lines
+	-- or the watermarks)
 	CREATE TEMP TABLE billing_due ON COMMIT DROP AS
 	SELECT * FROM billing.write_due_lines(target_date, account_ids);
 	-- statistics after the bulk load: planned at the default guess, the joins
@@ -109,9 +112,11 @@ BEGIN
 		ORDER BY n.invoice_id$run$,
 		batch_id, target_date, auto_post, doc_accounts, doc_ids, doc_types);
 
-	-- watermarks: keep a reconcile_from that moved while we ran (late usage).
-	-- Written before the lines and the start terms: a subscription this
-	-- transaction updated needs no FOR KEY SHARE lock from their key checks
+	-- watermarks, when billing.subscription has an update trigger that must
+	-- see this statement (else the engine wrote them, by the same rule): keep
+	-- a reconcile_from that moved while we ran (late usage).  Written before
+	-- the lines and the start terms: a subscription this transaction updated
+	-- needs no FOR KEY SHARE lock from their key checks
 	-- (billing.check_foreign_keys).
 	UPDATE billing.subscription s
 	SET billed_through = w.billed_through,

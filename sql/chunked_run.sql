@@ -26,5 +26,18 @@ SELECT count(*) AS invoices FROM invoice;
 BEGIN;
 CALL run_invoice_batch_chunked('2026-03-01', 3);
 ROLLBACK;
+-- a row trigger of someone's on subscription: the engine writes the
+-- watermarks itself and fires it for each row, and each chunk commits clean
+-- (no warning of a pin or a descriptor left behind)
+CREATE TABLE public.watermark_seen (subscription_id bigint, billed_through date, next_due_date date);
+CREATE FUNCTION public.watermark_seen() RETURNS trigger LANGUAGE plpgsql
+AS $$ BEGIN INSERT INTO public.watermark_seen VALUES (NEW.subscription_id, NEW.billed_through, NEW.next_due_date); RETURN NULL; END $$;
+CREATE TRIGGER watermark_seen AFTER UPDATE ON subscription FOR EACH ROW EXECUTE FUNCTION public.watermark_seen();
+CALL run_invoice_batch_chunked('2026-03-01', 3);
+SELECT count(*) AS rows_seen, count(DISTINCT subscription_id) AS subscriptions, min(billed_through), max(next_due_date)
+FROM public.watermark_seen;
+DROP TRIGGER watermark_seen ON subscription;
+DROP TABLE public.watermark_seen;
+DROP FUNCTION public.watermark_seen();
 SELECT * FROM check_integrity();
 DROP EXTENSION billing CASCADE;

@@ -27,6 +27,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/itemptr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgrprotos.h"
@@ -43,6 +44,7 @@
 #include "run_statements.h"
 #include "run_writer.h"
 #include "schedule.h"
+#include "watermark_writer.h"
 
 /*
  * The candidates and, per candidate, what its reconciliation reads by index.
@@ -58,8 +60,8 @@ static const char *const stream_query_format =
 "SELECT c.account_id, c.subscription_id, c.start_date, c.end_date, c.prorate_final_period,"
 "		c.billed_through, c.reconcile_from, c.next_due_date, c.window_from, c.tax_region, c.tax_exempt,"
 "		x.tag, x.change_id, x.day, x.cycle_day, x.price_id, x.quantity, x.unit_amount,"
-"		x.kind, x.cycle_period, x.service_period, x.amount, x.currency"
-" FROM (SELECT s.account_id, s.subscription_id, s.start_date, s.end_date, s.prorate_final_period,"
+"		x.kind, x.cycle_period, x.service_period, x.amount, x.currency, c.ctid"
+" FROM (SELECT s.ctid, s.account_id, s.subscription_id, s.start_date, s.end_date, s.prorate_final_period,"
 "			   s.billed_through, s.reconcile_from, s.next_due_date, s.last_target_date,"
 "			   s.price_id, s.quantity, s.unit_amount, a.tax_region, a.tax_exempt,"
 "			   billing.start_cycle_day(s.bill_cycle_day, a.bill_cycle_day, s.start_date) AS start_cycle_day,"
@@ -123,7 +125,7 @@ enum
 	S_ACCOUNT_ID, S_SUBSCRIPTION_ID, S_START_DATE, S_END_DATE, S_PRORATE_FINAL_PERIOD,
 	S_BILLED_THROUGH, S_RECONCILE_FROM, S_NEXT_DUE_DATE, S_WINDOW_FROM, S_TAX_REGION, S_TAX_EXEMPT,
 	S_TAG, S_CHANGE_ID, S_DAY, S_CYCLE_DAY, S_PRICE_ID, S_QUANTITY, S_UNIT_AMOUNT,
-	S_KIND, S_CYCLE_PERIOD, S_SERVICE_PERIOD, S_AMOUNT, S_CURRENCY,
+	S_KIND, S_CYCLE_PERIOD, S_SERVICE_PERIOD, S_AMOUNT, S_CURRENCY, S_CTID,
 	S_NCOLUMNS
 };
 
@@ -228,6 +230,7 @@ typedef struct Engine
 	 */
 	bool		writing;
 	RunWriter  *writer;
+	WatermarkWriter *watermarks;	/* NULL: out as items, for the run's UPDATE */
 	Oid			invoice_id_seq;
 	HeldLine   *held;
 	int			nheld;
@@ -371,6 +374,7 @@ typedef struct Subscription
 	DateADT		window_from;
 	char	   *tax_region;
 	bool		tax_exempt;
+	ItemPointerData ctid;		/* where the stream read the row */
 
 	Segment    *segments;
 	int			nsegments,
@@ -1339,7 +1343,10 @@ emit_lines(Engine *engine, Subscription *sub)
 	}
 }
 
-/* The subscription's new watermarks. */
+/*
+ * The subscription's new watermarks: written into its row in a writing run
+ * (watermark_writer.c), else out as an item.
+ */
 static void
 emit_watermark(Engine *engine, Subscription *sub, Period *periods, int nperiods)
 {
@@ -1399,6 +1406,20 @@ emit_watermark(Engine *engine, Subscription *sub, Period *periods, int nperiods)
 				has_next = true;
 				next = sub->segments[k].start;
 			}
+	}
+
+	if (engine->watermarks != NULL)
+	{
+		Watermark	wm;
+
+		wm.has_billed_through = has_due || sub->has_billed_through;
+		wm.billed_through = has_due ? max_due_end : sub->billed_through;
+		wm.has_next_due_date = has_next;
+		wm.next_due_date = next;
+		wm.has_seen_reconcile_from = sub->has_reconcile_from;
+		wm.seen_reconcile_from = sub->reconcile_from;
+		billing_watermark_writer_put(engine->watermarks, &sub->ctid, &wm);
+		return;
 	}
 
 	memset(n, true, sizeof(n));
@@ -1506,6 +1527,7 @@ start_subscription(Subscription *sub, Datum *v, bool *n)
 	sub->window_from = DatumGetDateADT(v[S_WINDOW_FROM]);
 	sub->tax_region = n[S_TAX_REGION] ? NULL : TextDatumGetCString(v[S_TAX_REGION]);
 	sub->tax_exempt = DatumGetBool(v[S_TAX_EXEMPT]);
+	ItemPointerCopy((ItemPointer) DatumGetPointer(v[S_CTID]), &sub->ctid);
 }
 
 /*
@@ -1664,7 +1686,7 @@ add_stream_row(Engine *engine, Subscription *sub, Datum *v, bool *n)
  * due_items(), full_history.
  */
 static void
-run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer)
+run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWriter *watermarks)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Engine		engine;
@@ -1683,6 +1705,7 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer)
 	memset(&engine, 0, sizeof(Engine));
 	engine.writing = writing;
 	engine.writer = writer;
+	engine.watermarks = watermarks;
 	if (writing)
 		engine.invoice_id_seq = DatumGetObjectId(DirectFunctionCall1(regclassin,
 																	 CStringGetDatum("billing.invoice_invoice_id_seq")));
@@ -1799,21 +1822,24 @@ Datum
 billing_due_items(PG_FUNCTION_ARGS)
 {
 	check_target_date(fcinfo, "billing.due_items");
-	run_engine(fcinfo, false, NULL);
+	run_engine(fcinfo, false, NULL, NULL);
 	return (Datum) 0;
 }
 
 /*
  * write_due_lines(target_date date, account_ids bigint[])
  *		RETURNS SETOF billing.due_item
- *		An invoice run's lines, written: each account's documents take their
- *		ids from billing.invoice_invoice_id_seq in currency order, and their
- *		lines go into billing.invoice_line as one marked statement of the
- *		bulk writer (run_writer.c).  Returns the watermarks and the documents
- *		(invoice_id set); lines too, with their invoice_id, only when
- *		invoice_line has an insert trigger of someone else's and the caller
- *		must INSERT them.  Superuser only: the run's SECURITY DEFINER
- *		functions.
+ *		An invoice run's lines and watermarks, written: each account's
+ *		documents take their ids from billing.invoice_invoice_id_seq in
+ *		currency order, their lines go into billing.invoice_line as one
+ *		marked statement of the bulk writer (run_writer.c), and each
+ *		candidate's watermarks into its subscription row
+ *		(watermark_writer.c).  Returns the documents (invoice_id set); the
+ *		lines too, with their invoice_id, only when invoice_line has an
+ *		insert trigger of someone else's and the caller must INSERT them, and
+ *		the watermarks only when billing.subscription has an update trigger
+ *		that must see the caller's UPDATE.  Superuser only: the run's
+ *		SECURITY DEFINER functions.
  *
  * Written as they are made, a million lines skip a tuplestore, a temporary
  * table and a join with their documents.  The lines are written under the
@@ -1827,6 +1853,7 @@ billing_write_due_lines(PG_FUNCTION_ARGS)
 	Oid			lines_oid;
 	Relation	lines;
 	RunWriter  *writer = NULL;
+	WatermarkWriter *watermarks;
 
 	check_target_date(fcinfo, "billing.write_due_lines");
 	if (!superuser())
@@ -1838,10 +1865,13 @@ billing_write_due_lines(PG_FUNCTION_ARGS)
 	if (billing_run_rows_writable_in_bulk(lines))
 		writer = billing_run_writer_begin(lines,
 										  billing_run_writer_columns(lines, line_column_names, LINE_NCOLUMNS));
+	watermarks = billing_watermark_writer_begin(PG_GETARG_DATEADT(0));
 	billing_mark_run_statement(true);
-	run_engine(fcinfo, true, writer);
+	run_engine(fcinfo, true, writer, watermarks);
 	if (writer != NULL)
 		billing_run_writer_end(writer);
+	if (watermarks != NULL)
+		billing_watermark_writer_end(watermarks);
 	billing_mark_run_statement(false);
 	table_close(lines, NoLock);
 	return (Datum) 0;

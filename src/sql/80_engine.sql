@@ -48,8 +48,9 @@ SET work_mem = '16MB';
 COMMENT ON FUNCTION billing.due_items(date, bigint[], boolean) IS
 	'What a run with this target date would bill: lines (expected minus billed per subscription period), each candidate subscription''s new watermarks, and per account and currency the totals of the document its lines make; full_history ignores the watermarks (used by check_integrity). Writes nothing';
 
--- An invoice run's lines, written as the engine makes them (src/due_items.c
--- says why): returns the watermarks and the documents with their invoice ids.
+-- An invoice run's lines and watermarks, written as the engine makes them
+-- (src/due_items.c, src/watermark_writer.c say why): returns the documents
+-- with their invoice ids.
 CREATE FUNCTION billing.write_due_lines(target_date date, account_ids bigint[])
 	RETURNS SETOF billing.due_item
 	AS 'MODULE_PATHNAME', 'billing_write_due_lines' LANGUAGE C VOLATILE
@@ -57,4 +58,4 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 SET work_mem = '16MB';
 COMMENT ON FUNCTION billing.write_due_lines(date, bigint[]) IS
-	'Bills the due lines of the given accounts (NULL: all) into billing.invoice_line, each account''s documents numbered from the invoice id sequence in currency order; returns the watermarks and the documents (with invoice_id) for the run to write, and the lines themselves only when invoice_line has another insert trigger and they must be inserted; superuser only (the run''s functions)';
+	'Bills the due lines of the given accounts (NULL: all) into billing.invoice_line, each account''s documents numbered from the invoice id sequence in currency order, and writes each candidate subscription''s new watermarks; returns the documents (with invoice_id) for the run to write, and the lines or the watermarks only when someone''s insert trigger on invoice_line or update trigger on subscription needs the run''s own statement; superuser only (the run''s functions)';

@@ -36,8 +36,10 @@ BEGIN
 	IF to_regclass('pg_temp.billing_due') IS NOT NULL THEN
 		DROP TABLE pg_temp.billing_due;
 	END IF;
-	-- the lines are written here already (billing.write_due_lines); what
-	-- comes back is the watermarks and the documents, with their ids
+	-- the lines and the watermarks are written here already
+	-- (billing.write_due_lines); what comes back is the documents, with their
+	-- ids (and, when someone's triggers need the statements below, the lines
+	-- or the watermarks)
 	CREATE TEMP TABLE billing_due ON COMMIT DROP AS
 	SELECT * FROM billing.write_due_lines(target_date, account_ids);
 	-- statistics after the bulk load: planned at the default guess, the joins
@@ -88,9 +90,11 @@ BEGIN
 		ORDER BY n.invoice_id$run$,
 		batch_id, target_date, auto_post, doc_accounts, doc_ids, doc_types);
 
-	-- watermarks: keep a reconcile_from that moved while we ran (late usage).
-	-- Written before the lines and the start terms: a subscription this
-	-- transaction updated needs no FOR KEY SHARE lock from their key checks
+	-- watermarks, when billing.subscription has an update trigger that must
+	-- see this statement (else the engine wrote them, by the same rule): keep
+	-- a reconcile_from that moved while we ran (late usage).  Written before
+	-- the lines and the start terms: a subscription this transaction updated
+	-- needs no FOR KEY SHARE lock from their key checks
 	-- (billing.check_foreign_keys).
 	UPDATE billing.subscription s
 	SET billed_through = w.billed_through,

@@ -9,11 +9,13 @@
 -- date (22004); the writer's statement is marked, and the
 -- mark ends with it; a table with an insert trigger of its own (an audit
 -- trigger) gets a plain INSERT, so that trigger sees every row of a run, and
--- the run bills the same lines either way; check_integrity() stays empty.
+-- the run bills the same lines either way; so does a run when subscription
+-- has a statement-level update trigger, which then sees the run's UPDATE of
+-- the watermarks; check_integrity() stays empty.
 BEGIN;
 \ir include/session.sql
 
-SELECT plan(35);
+SELECT plan(40);
 
 \ir include/lookups.sql
 CREATE FUNCTION pg_temp.lines() RETURNS bigint LANGUAGE sql STABLE
@@ -161,6 +163,30 @@ SELECT is((SELECT lines FROM run_invoice_batch(target_date => '2026-03-10')), 6:
 SELECT set_eq($$SELECT * FROM pg_temp.billed('2026-03-10')$$, $$SELECT * FROM march$$,
 	'the run billed the lines of the preview');
 SELECT is((SELECT count(*) FROM audited), 12::bigint, 'the dropped trigger saw none of them');
+
+-- an update trigger on subscription that needs the run's UPDATE statement:
+-- the engine returns the watermarks and the run updates the rows in SQL
+CREATE TEMP TABLE watermarked (subscription_id bigint, billed_through date, last_target_date date);
+CREATE FUNCTION pg_temp.audit_watermarks() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO pg_temp.watermarked SELECT n.subscription_id, n.billed_through, n.last_target_date FROM new_rows n;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER audit_watermarks AFTER UPDATE ON billing.subscription REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.audit_watermarks();
+CREATE TEMP TABLE april AS SELECT * FROM pg_temp.preview('2026-04-10');
+SELECT is((SELECT lines FROM run_invoice_batch(target_date => '2026-04-10')), 6::bigint,
+	'the April run with a statement trigger on subscription: 6 lines');
+SELECT set_eq($$SELECT * FROM pg_temp.billed('2026-04-10')$$, $$SELECT * FROM april$$,
+	'the run billed the lines of the preview');
+SELECT results_eq($$SELECT count(*), count(DISTINCT subscription_id), min(billed_through), max(last_target_date) FROM watermarked$$,
+	$$VALUES (6::bigint, 6::bigint, '2026-05-10'::date, '2026-04-10'::date)$$,
+	'the trigger saw the run''s UPDATE of the 6 subscriptions'' watermarks, in one statement');
+SELECT is((SELECT invoices FROM run_invoice_batch(target_date => '2026-04-10')), 0,
+	'a second run for the same date bills nothing');
+DROP TRIGGER audit_watermarks ON billing.subscription;
+SELECT is((SELECT lines FROM run_invoice_batch(target_date => '2026-05-10')), 6::bigint,
+	'the May run, the engine writing the watermarks again: 6 lines');
 SELECT is_empty($$SELECT * FROM billing.check_integrity()$$, 'check_integrity() is empty');
 
 SELECT * FROM finish();
