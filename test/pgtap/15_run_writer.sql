@@ -11,11 +11,13 @@
 -- trigger) gets a plain INSERT, so that trigger sees every row of a run, and
 -- the run bills the same lines either way; so does a run when subscription
 -- has a statement-level update trigger, which then sees the run's UPDATE of
--- the watermarks; check_integrity() stays empty.
+-- the watermarks; the engine's own update of the watermarks checks a
+-- constraint that reads them (23514, nothing written); check_integrity()
+-- stays empty.
 BEGIN;
 \ir include/session.sql
 
-SELECT plan(40);
+SELECT plan(42);
 
 \ir include/lookups.sql
 CREATE FUNCTION pg_temp.lines() RETURNS bigint LANGUAGE sql STABLE
@@ -185,6 +187,13 @@ SELECT results_eq($$SELECT count(*), count(DISTINCT subscription_id), min(billed
 SELECT is((SELECT invoices FROM run_invoice_batch(target_date => '2026-04-10')), 0,
 	'a second run for the same date bills nothing');
 DROP TRIGGER audit_watermarks ON billing.subscription;
+-- the engine's own update of the watermarks checks a constraint that reads
+-- them, with an UPDATE's message, and the run writes nothing
+ALTER TABLE billing.subscription ADD CONSTRAINT billed_before_may CHECK (billed_through <= '2026-05-10');
+SELECT pg_temp.refused($$SELECT * FROM run_invoice_batch(target_date => '2026-05-10')$$,
+	'23514', 'new row for relation "subscription" violates check constraint "billed_before_may"',
+	'a watermark past a constraint of the user''s');
+ALTER TABLE billing.subscription DROP CONSTRAINT billed_before_may;
 SELECT is((SELECT lines FROM run_invoice_batch(target_date => '2026-05-10')), 6::bigint,
 	'the May run, the engine writing the watermarks again: 6 lines');
 SELECT is_empty($$SELECT * FROM billing.check_integrity()$$, 'check_integrity() is empty');
