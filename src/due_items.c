@@ -31,6 +31,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -1696,6 +1697,7 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 	Datum		args[4];
 	char		argnulls[4] = {' ', ' ', ' ', ' '};
 	Portal		portal;
+	int			guc_level;
 	Subscription sub;
 	bool		in_sub = false;
 	TimelineScan timeline;
@@ -1734,11 +1736,21 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 	argnulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 	args[2] = BoolGetDatum(!writing && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2));
 	args[3] = Int32GetDatum(usage_lookback_days(&engine));
-	/* a whole run reads every subscription; a chunk its accounts' by index */
+	/*
+	 * A whole run reads every subscription; a chunk its accounts' by index.
+	 * The lookups per candidate are planned as index scans whatever the
+	 * statistics say: a writing run fills invoice_line as it streams (and
+	 * each chunk of a chunked run commits more), so a sequential scan chosen
+	 * for a table that was empty when analyzed would read every line written
+	 * so far once per candidate.
+	 */
+	guc_level = NewGUCNestLevel();
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	portal = SPI_cursor_open_with_args(NULL,
 									   psprintf(stream_query_format,
 												PG_ARGISNULL(1) ? "" : "AND s.account_id = ANY ($2)"),
 									   4, argtypes, args, argnulls, true, 0);
+	AtEOXact_GUC(true, guc_level);
 	if (portal == NULL)
 		elog(ERROR, "opening the billing.due_items stream failed: %s", SPI_result_code_string(SPI_result));
 	memset(&timeline, 0, sizeof(TimelineScan));
