@@ -64,6 +64,16 @@ billing_function_info(const char *signature, FmgrInfo *finfo, MemoryContext cxt)
 	fmgr_info_cxt(fn, finfo, cxt);
 }
 
+Oid
+billing_relation_oid(const char *qualified_name)
+{
+	Oid			relid = DatumGetObjectId(DirectFunctionCall1(to_regclass, CStringGetTextDatum(qualified_name)));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation %s does not exist", qualified_name);
+	return relid;
+}
+
 /*
  * Reject infinite dates and dates outside years 1..9999.  "what" names the
  * argument in the message, e.g. "anchor" or "billing_period start".

@@ -29,4 +29,7 @@ extern void billing_check_date(DateADT date, const char *what);
  */
 extern void billing_function_info(const char *signature, FmgrInfo *finfo, MemoryContext cxt);
 
+/* The oid of one of the extension's relations (tables, sequences) by its qualified name. */
+extern Oid	billing_relation_oid(const char *qualified_name);
+
 #endif							/* BILLING_H */

@@ -1360,6 +1360,7 @@ emit_watermark(Engine *engine, Subscription *sub, Period *periods, int nperiods)
 				max_end = 0;
 	bool		has_next = false;
 	DateADT		next = 0;
+	Watermark	wm;
 
 	for (int i = 0; i < nperiods; i++)
 	{
@@ -1409,16 +1410,15 @@ emit_watermark(Engine *engine, Subscription *sub, Period *periods, int nperiods)
 			}
 	}
 
+	/* a period billed now moves billed_through; else it stays */
+	wm.has_billed_through = has_due || sub->has_billed_through;
+	wm.billed_through = has_due ? max_due_end : sub->billed_through;
+	wm.has_next_due_date = has_next;
+	wm.next_due_date = next;
+	wm.has_seen_reconcile_from = sub->has_reconcile_from;
+	wm.seen_reconcile_from = sub->reconcile_from;
 	if (engine->watermarks != NULL)
 	{
-		Watermark	wm;
-
-		wm.has_billed_through = has_due || sub->has_billed_through;
-		wm.billed_through = has_due ? max_due_end : sub->billed_through;
-		wm.has_next_due_date = has_next;
-		wm.next_due_date = next;
-		wm.has_seen_reconcile_from = sub->has_reconcile_from;
-		wm.seen_reconcile_from = sub->reconcile_from;
 		billing_watermark_writer_put(engine->watermarks, &sub->ctid, &wm);
 		return;
 	}
@@ -1431,26 +1431,12 @@ emit_watermark(Engine *engine, Subscription *sub, Period *periods, int nperiods)
 	n[D_ACCOUNT_ID] = false;
 	v[D_SUBSCRIPTION_ID] = Int64GetDatum(sub->subscription_id);
 	n[D_SUBSCRIPTION_ID] = false;
-	if (has_due)
-	{
-		v[D_BILLED_THROUGH] = DateADTGetDatum(max_due_end);
-		n[D_BILLED_THROUGH] = false;
-	}
-	else if (sub->has_billed_through)
-	{
-		v[D_BILLED_THROUGH] = DateADTGetDatum(sub->billed_through);
-		n[D_BILLED_THROUGH] = false;
-	}
-	if (has_next)
-	{
-		v[D_NEXT_DUE_DATE] = DateADTGetDatum(next);
-		n[D_NEXT_DUE_DATE] = false;
-	}
-	if (sub->has_reconcile_from)
-	{
-		v[D_SEEN_RECONCILE_FROM] = DateADTGetDatum(sub->reconcile_from);
-		n[D_SEEN_RECONCILE_FROM] = false;
-	}
+	v[D_BILLED_THROUGH] = DateADTGetDatum(wm.billed_through);
+	n[D_BILLED_THROUGH] = !wm.has_billed_through;
+	v[D_NEXT_DUE_DATE] = DateADTGetDatum(wm.next_due_date);
+	n[D_NEXT_DUE_DATE] = !wm.has_next_due_date;
+	v[D_SEEN_RECONCILE_FROM] = DateADTGetDatum(wm.seen_reconcile_from);
+	n[D_SEEN_RECONCILE_FROM] = !wm.has_seen_reconcile_from;
 	tuplestore_putvalues(engine->out, engine->out_desc, v, n);
 }
 
@@ -1709,8 +1695,7 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 	engine.writer = writer;
 	engine.watermarks = watermarks;
 	if (writing)
-		engine.invoice_id_seq = DatumGetObjectId(DirectFunctionCall1(regclassin,
-																	 CStringGetDatum("billing.invoice_invoice_id_seq")));
+		engine.invoice_id_seq = billing_relation_oid("billing.invoice_invoice_id_seq");
 	engine.cxt = AllocSetContextCreate(CurrentMemoryContext, "billing due_items", ALLOCSET_DEFAULT_SIZES);
 	engine.target_date = PG_GETARG_DATEADT(0);
 	engine.out = rsinfo->setResult;
@@ -1862,17 +1847,13 @@ PG_FUNCTION_INFO_V1(billing_write_due_lines);
 Datum
 billing_write_due_lines(PG_FUNCTION_ARGS)
 {
-	Oid			lines_oid;
+	Oid			lines_oid = billing_relation_oid("billing.invoice_line");
 	Relation	lines;
 	RunWriter  *writer = NULL;
 	WatermarkWriter *watermarks;
 
 	check_target_date(fcinfo, "billing.write_due_lines");
-	if (!superuser())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only the extension's run functions may write run rows into invoice_line")));
-	lines_oid = DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum("billing.invoice_line")));
+	billing_check_run_writer_caller(lines_oid);
 	lines = table_open(lines_oid, RowExclusiveLock);
 	if (billing_run_rows_writable_in_bulk(lines))
 		writer = billing_run_writer_begin(lines,

@@ -70,19 +70,83 @@ trigger_trusts_marked_statements(Oid tgfoid)
 	return false;
 }
 
+bool
+billing_writer_plain_table(Relation rel)
+{
+	return rel->rd_rel->relkind == RELKIND_RELATION &&
+		!(rel->rd_att->constr && rel->rd_att->constr->has_generated_stored);
+}
+
+int
+billing_column_index(TupleDesc desc, const char *name)
+{
+	for (int a = 0; a < desc->natts; a++)
+		if (!TupleDescAttr(desc, a)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, a)->attname), name) == 0)
+			return a;
+	return -1;
+}
+
+void
+billing_check_run_writer_caller(Oid target)
+{
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the extension's run functions may write run rows into %s", get_rel_name(target))));
+}
+
+ResultRelInfo *
+billing_writer_target_open(Relation rel, CmdType operation, Bitmapset *columns, EState **estate_out)
+{
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	/* the relation as an INSERT's or UPDATE's range table entry */
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	if (operation == CMD_INSERT)
+	{
+		rte->requiredPerms = ACL_INSERT;
+		rte->insertedCols = columns;
+	}
+	else
+	{
+		rte->requiredPerms = ACL_UPDATE;
+		rte->updatedCols = columns;
+	}
+	ExecCheckRTPerms(list_make1(rte), true);
+	ExecInitRangeTable(estate, list_make1(rte));
+	ExecInitResultRelation(estate, rri, 1);
+	CheckValidResultRel(rri, operation);
+	ExecOpenIndices(rri, false);
+	*estate_out = estate;
+	return rri;
+}
+
+void
+billing_writer_target_close(EState *estate)
+{
+	/* slots the row triggers took for their old rows, if any fired */
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	/* closes the indexes too */
+	ExecCloseResultRelations(estate);
+	ExecCloseRangeTableRelations(estate);
+	FreeExecutorState(estate);
+}
+
 /*
- * Whether rows can go straight into rel: a plain table with no stored
- * generated column, where every enabled trigger that fires on INSERT trusts
- * marked statements.
+ * Whether rows can go straight into rel: a plain table, where every enabled
+ * trigger that fires on INSERT trusts marked statements.
  */
 bool
 billing_run_rows_writable_in_bulk(Relation rel)
 {
 	TriggerDesc *trigdesc = rel->trigdesc;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION)
-		return false;
-	if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
+	if (!billing_writer_plain_table(rel))
 		return false;
 	if (trigdesc == NULL)
 		return true;
@@ -129,15 +193,7 @@ map_source_columns(Relation rel, TupleDesc src)
 	for (int s = 0; s < src->natts; s++)
 	{
 		Form_pg_attribute sa = TupleDescAttr(src, s);
-		int			found = -1;
-
-		for (int a = 0; a < dst->natts; a++)
-		{
-			Form_pg_attribute da = TupleDescAttr(dst, a);
-
-			if (!da->attisdropped && strcmp(NameStr(da->attname), NameStr(sa->attname)) == 0)
-				found = a;
-		}
+		int			found = billing_column_index(dst, NameStr(sa->attname));
 		if (found < 0)
 			elog(ERROR, "column \"%s\" of the run writer source is not a column of %s",
 				 NameStr(sa->attname), RelationGetRelationName(rel));
@@ -328,7 +384,7 @@ billing_run_writer_begin(Relation rel, TupleDesc src)
 {
 	TupleDesc	dst = RelationGetDescr(rel);
 	RunWriter  *w = palloc0(sizeof(RunWriter));
-	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	Bitmapset  *columns = NULL;
 
 	w->pub.receiveSlot = run_writer_receive;
 	w->pub.rStartup = run_writer_startup;
@@ -338,25 +394,17 @@ billing_run_writer_begin(Relation rel, TupleDesc src)
 	w->rel = rel;
 	w->map = map_source_columns(rel, src);
 	w->defaults = palloc0(sizeof(ExprState *) * dst->natts);
-	w->estate = CreateExecutorState();
-	w->rri = makeNode(ResultRelInfo);
 	w->bistate = GetBulkInsertState();
 	w->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "billing run writer batch", ALLOCSET_DEFAULT_SIZES);
 	w->cid = GetCurrentCommandId(true);
 
-	/* the relation as an INSERT's range table entry: permissions, constraints */
-	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(rel);
-	rte->relkind = rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_INSERT;
 	for (int a = 0; a < dst->natts; a++)
 	{
 		Form_pg_attribute da = TupleDescAttr(dst, a);
 
 		if (da->attisdropped)
 			continue;
-		rte->insertedCols = bms_add_member(rte->insertedCols, da->attnum - FirstLowInvalidHeapAttributeNumber);
+		columns = bms_add_member(columns, da->attnum - FirstLowInvalidHeapAttributeNumber);
 		if (w->map[a] < 0)
 		{
 			Expr	   *defexpr = (Expr *) build_column_default(rel, da->attnum);
@@ -365,11 +413,7 @@ billing_run_writer_begin(Relation rel, TupleDesc src)
 				w->defaults[a] = ExecInitExpr(expression_planner(defexpr), NULL);
 		}
 	}
-	ExecCheckRTPerms(list_make1(rte), true);
-	ExecInitRangeTable(w->estate, list_make1(rte));
-	ExecInitResultRelation(w->estate, w->rri, 1);
-	CheckValidResultRel(w->rri, CMD_INSERT);
-	ExecOpenIndices(w->rri, false);
+	w->rri = billing_writer_target_open(rel, CMD_INSERT, columns, &w->estate);
 	for (int i = 0; i < RUN_WRITER_BATCH; i++)
 	{
 		w->source_rows[i] = MakeSingleTupleTableSlot(src, &TTSOpsVirtual);
@@ -391,10 +435,7 @@ billing_run_writer_end(RunWriter *w)
 		ExecDropSingleTupleTableSlot(w->source_rows[i]);
 		ExecDropSingleTupleTableSlot(w->rows[i]);
 	}
-	/* closes the indexes too */
-	ExecCloseResultRelations(w->estate);
-	ExecCloseRangeTableRelations(w->estate);
-	FreeExecutorState(w->estate);
+	billing_writer_target_close(w->estate);
 	MemoryContextDelete(w->batch_cxt);
 	written = w->written;
 	pfree(w);
@@ -409,16 +450,12 @@ billing_run_writer_columns(Relation rel, const char *const *names, int ncolumns)
 
 	for (int c = 0; c < ncolumns; c++)
 	{
-		AttrNumber	attnum = InvalidAttrNumber;
+		int			a = billing_column_index(rel_desc, names[c]);
 
-		for (int a = 0; a < rel_desc->natts; a++)
-			if (!TupleDescAttr(rel_desc, a)->attisdropped &&
-				strcmp(NameStr(TupleDescAttr(rel_desc, a)->attname), names[c]) == 0)
-				attnum = a + 1;
-		if (attnum == InvalidAttrNumber)
+		if (a < 0)
 			elog(ERROR, "%s has no column \"%s\"", RelationGetRelationName(rel), names[c]);
-		TupleDescInitEntry(desc, c + 1, names[c], TupleDescAttr(rel_desc, attnum - 1)->atttypid,
-						   TupleDescAttr(rel_desc, attnum - 1)->atttypmod, 0);
+		TupleDescInitEntry(desc, c + 1, names[c], TupleDescAttr(rel_desc, a)->atttypid,
+						   TupleDescAttr(rel_desc, a)->atttypmod, 0);
 	}
 	return desc;
 }
@@ -493,10 +530,7 @@ billing_write_run_rows(PG_FUNCTION_ARGS)
 		params.nulls[i] = PG_ARGISNULL(i + 2) ? 'n' : ' ';
 	}
 
-	if (!superuser())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only the extension's run functions may write run rows into %s", get_rel_name(target))));
+	billing_check_run_writer_caller(target);
 
 	rel = table_open(target, RowExclusiveLock);
 	SPI_connect();

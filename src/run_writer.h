@@ -7,9 +7,33 @@
 #define RUN_WRITER_H
 
 #include "access/tupdesc.h"
+#include "nodes/execnodes.h"
 #include "utils/rel.h"
 
 typedef struct RunWriter RunWriter;
+
+/*
+ * What the extension's writers (this one, watermark_writer.c) share.
+ * 42501 unless the caller is a superuser (the run's SECURITY DEFINER
+ * functions).
+ */
+extern void billing_check_run_writer_caller(Oid target);
+
+/* A plain table with no stored generated column: rows can be written into it directly. */
+extern bool billing_writer_plain_table(Relation rel);
+
+/* The 0-based attribute of desc named name, or -1. */
+extern int	billing_column_index(TupleDesc desc, const char *name);
+
+/*
+ * rel as the result relation of an INSERT or UPDATE of columns (attnums
+ * offset by FirstLowInvalidHeapAttributeNumber), in an executor state of its
+ * own: permissions checked, indexes open.  _close also drops the slots row
+ * triggers took.
+ */
+extern ResultRelInfo *billing_writer_target_open(Relation rel, CmdType operation, Bitmapset *columns,
+												 EState **estate);
+extern void billing_writer_target_close(EState *estate);
 
 /*
  * Whether rows can go straight into rel: only triggers that trust marked

@@ -36,6 +36,8 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "billing.h"
+#include "run_writer.h"
 #include "watermark_writer.h"
 
 /* the columns a run sets, as in the UPDATE it replaces */
@@ -70,9 +72,7 @@ needs_update_statement(Relation rel)
 {
 	TriggerDesc *t = rel->trigdesc;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION)
-		return true;
-	if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
+	if (!billing_writer_plain_table(rel))
 		return true;
 	return t != NULL && (t->trig_update_before_row || t->trig_update_instead_row ||
 						 t->trig_update_before_statement || t->trig_update_after_statement ||
@@ -164,11 +164,10 @@ constraints_can_fail(Relation rel, Bitmapset *updated)
 WatermarkWriter *
 billing_watermark_writer_begin(DateADT target_date)
 {
-	Oid			relid = DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum("billing.subscription")));
-	Relation	rel = table_open(relid, RowExclusiveLock);
+	Relation	rel = table_open(billing_relation_oid("billing.subscription"), RowExclusiveLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	WatermarkWriter *w;
-	RangeTblEntry *rte;
+	Bitmapset  *updated = NULL;
 
 	if (needs_update_statement(rel))
 	{
@@ -177,35 +176,19 @@ billing_watermark_writer_begin(DateADT target_date)
 	}
 	w = palloc0(sizeof(WatermarkWriter));
 	w->target_date = target_date;
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = relid;
-	rte->relkind = rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_UPDATE;
 	for (int c = 0; c < W_NCOLUMNS; c++)
 	{
-		w->attno[c] = -1;
-		for (int a = 0; a < desc->natts; a++)
-			if (!TupleDescAttr(desc, a)->attisdropped &&
-				strcmp(NameStr(TupleDescAttr(desc, a)->attname), watermark_columns[c]) == 0)
-				w->attno[c] = a;
+		w->attno[c] = billing_column_index(desc, watermark_columns[c]);
 		if (w->attno[c] < 0 || TupleDescAttr(desc, w->attno[c])->atttypid != DATEOID)
 			elog(ERROR, "billing.subscription has no date column \"%s\"", watermark_columns[c]);
 		/* an UPDATE OF trigger fires when one of these is its column */
-		rte->updatedCols = bms_add_member(rte->updatedCols, w->attno[c] + 1 - FirstLowInvalidHeapAttributeNumber);
+		updated = bms_add_member(updated, w->attno[c] + 1 - FirstLowInvalidHeapAttributeNumber);
 	}
-	w->fire_row_triggers = row_triggers_can_fire(rel, rte->updatedCols);
-	w->check_constraints = constraints_can_fail(rel, rte->updatedCols);
+	w->fire_row_triggers = row_triggers_can_fire(rel, updated);
+	w->check_constraints = constraints_can_fail(rel, updated);
+	w->rri = billing_writer_target_open(rel, CMD_UPDATE, updated, &w->estate);
 	table_close(rel, NoLock);
 
-	w->estate = CreateExecutorState();
-	w->rri = makeNode(ResultRelInfo);
-	ExecCheckRTPerms(list_make1(rte), true);
-	ExecInitRangeTable(w->estate, list_make1(rte));
-	ExecInitResultRelation(w->estate, w->rri, 1);
-	CheckValidResultRel(w->rri, CMD_UPDATE);
-	ExecOpenIndices(w->rri, false);
 	w->rel = w->rri->ri_RelationDesc;
 	w->cid = GetCurrentCommandId(true);
 	w->snapshot = GetActiveSnapshot();
@@ -248,7 +231,11 @@ make_new_row(WatermarkWriter *w, const Watermark *wm)
 	if (o->tts_isnull[a] || DatumGetDateADT(o->tts_values[a]) < w->target_date)
 		n->tts_values[a] = DateADTGetDatum(w->target_date);
 	n->tts_isnull[a] = false;
-	/* a reconcile_from that moved while the run went on stays for the next one */
+	/*
+	 * a reconcile_from that moved while the run went on stays for the next
+	 * one (the rule of the run's UPDATE, which bill_accounts keeps for
+	 * update triggers that need it)
+	 */
 	a = w->attno[W_RECONCILE_FROM];
 	if (o->tts_isnull[a] ? !wm->has_seen_reconcile_from
 		: wm->has_seen_reconcile_from && DatumGetDateADT(o->tts_values[a]) == wm->seen_reconcile_from)
@@ -322,11 +309,6 @@ billing_watermark_writer_end(WatermarkWriter *w)
 	AfterTriggerEndQuery(w->estate);
 	ExecDropSingleTupleTableSlot(w->old_row);
 	ExecDropSingleTupleTableSlot(w->new_row);
-	/* the slots the row triggers took (their old rows) */
-	ExecResetTupleTable(w->estate->es_tupleTable, false);
-	/* closes the indexes too */
-	ExecCloseResultRelations(w->estate);
-	ExecCloseRangeTableRelations(w->estate);
-	FreeExecutorState(w->estate);
+	billing_writer_target_close(w->estate);
 	pfree(w);
 }
