@@ -12,6 +12,7 @@ OBJS = \
 	src/prorate_agg.o \
 	src/pricing.o \
 	src/due_items.o \
+	src/keyed_scan.o \
 	src/run_statements.o \
 	src/run_writer.o \
 	src/watermark_writer.o \

@@ -11,12 +11,13 @@
  * reconcile against the same key.  Mid-period changes, backdated changes,
  * cancellations, late usage and void-and-rebill are all this rule.
  *
- * One query streams, per candidate subscription in key order, its timeline,
- * its billed lines in the window and its recent usage (index lookups, so the
- * cost follows what is due, not the history); each subscription is then
- * reconciled in memory and its lines and new watermarks are returned.  Written
- * as a dozen set-based SQL steps, the same rule cost about 40 µs per
- * subscription in hash joins and sorts between the steps.
+ * One query streams the candidate subscriptions in key order; beside it,
+ * scans in the same order bring each one's timeline, its billed lines in the
+ * window and, when a usage period is due, its recent usage (keyed_scan.c: the
+ * cost follows what is due, not the history).  Each subscription is then
+ * reconciled in memory and its lines and new watermarks are returned or
+ * written.  Written as a dozen set-based SQL steps, the same rule cost about
+ * 40 µs per subscription in hash joins and sorts between the steps.
  */
 #include "postgres.h"
 
@@ -34,11 +35,13 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/numeric.h"
 
 #include "billing.h"
 #include "billing_period.h"
 #include "currency.h"
+#include "keyed_scan.h"
 #include "numeric_scaled.h"
 #include "pricing.h"
 #include "prorate_sum.h"
@@ -48,59 +51,36 @@
 #include "watermark_writer.h"
 
 /*
- * The candidates and, per candidate, what its reconciliation reads by index.
- * Row kinds (tag): 1 the subscription row's start terms, not yet written to
- * the timeline (0 as change_id), 2 a non-void billed line in the window (or a
- * one-time charge), 3 a usage record recent enough to fall in a period of the
- * window.  The candidates come in key order from the primary key (merged with
- * the accounts' by account_id, no sort); "%s" is the condition on the
- * accounts of a chunk, or nothing.  The timeline rows come from their own
- * scan, in the same order (timeline_query_format).
+ * The candidates, in key order from the primary key (merged with the
+ * accounts' by account_id, no sort); "%s" is the condition on the accounts of
+ * a chunk, or nothing.  start_terms_unwritten: the subscription row's terms
+ * are its first timeline row, not yet written to the timeline (change_id 0).
+ * What each candidate's reconciliation reads besides comes from scans in the
+ * same order: the timeline (timeline_query_format), its billed lines and its
+ * usage (keyed_scan.c).
  */
 static const char *const stream_query_format =
-"SELECT c.account_id, c.subscription_id, c.start_date, c.end_date, c.prorate_final_period,"
-"		c.billed_through, c.reconcile_from, c.next_due_date, c.window_from, c.tax_region, c.tax_exempt,"
-"		x.tag, x.change_id, x.day, x.cycle_day, x.price_id, x.quantity, x.unit_amount,"
-"		x.kind, x.cycle_period, x.service_period, x.amount, x.currency, c.ctid"
-" FROM (SELECT s.ctid, s.account_id, s.subscription_id, s.start_date, s.end_date, s.prorate_final_period,"
-"			   s.billed_through, s.reconcile_from, s.next_due_date, s.last_target_date,"
-"			   s.price_id, s.quantity, s.unit_amount, a.tax_region, a.tax_exempt,"
-"			   billing.start_cycle_day(s.bill_cycle_day, a.bill_cycle_day, s.start_date) AS start_cycle_day,"
-"			   CASE WHEN $3 THEN s.start_date"
-"					ELSE least(coalesce(s.billed_through, s.start_date), coalesce(s.reconcile_from, 'infinity')) END"
-"				   AS window_from"
-"		FROM billing.subscription s"
-"		JOIN billing.account a ON a.account_id = s.account_id"
-"		WHERE ($3 OR billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, $1))"
-"		  %s"
-"		  AND s.start_date <= $1"
-"		  AND NOT a.billing_hold AND NOT s.billing_hold"
-"		  AND (s.next_bill_date_override IS NULL OR s.next_bill_date_override <= $1)"
-"		ORDER BY s.account_id, s.subscription_id) c"
-" LEFT JOIN LATERAL ("
-"	SELECT 1 AS tag, 0::bigint AS change_id, c.start_date AS day, c.start_cycle_day AS cycle_day, c.price_id,"
-"		   c.quantity, c.unit_amount, NULL::text AS kind, NULL::billing.billing_period AS cycle_period,"
-"		   NULL::billing.billing_period AS service_period, NULL::numeric AS amount, NULL::text AS currency"
-"	WHERE c.last_target_date IS NULL"
-"	  AND NOT EXISTS (SELECT 1 FROM billing.subscription_change ch"
-"					  WHERE ch.account_id = c.account_id AND ch.subscription_id = c.subscription_id"
-"						AND ch.kind = 'start')"
-"	UNION ALL"
-"	SELECT 2, NULL, NULL, NULL, l.price_id, NULL, NULL, l.kind, l.cycle_period, l.service_period,"
-"		   l.amount, i.currency"
-"	FROM billing.invoice_line l"
-"	CROSS JOIN LATERAL (SELECT i.status, i.currency FROM billing.invoice i"
-"						WHERE i.account_id = l.account_id AND i.invoice_id = l.invoice_id OFFSET 0) i"
-"	WHERE l.account_id = c.account_id AND l.subscription_id = c.subscription_id"
-"	  AND coalesce(billing.period_end(l.cycle_period), 'infinity') > c.window_from"
-"	  AND (l.kind = 'one_time' OR l.cycle_period IS NOT NULL)"
-"	  AND i.status <> 'void'"
-"	UNION ALL"
-"	SELECT 3, NULL, u.usage_date, NULL, NULL, u.quantity, NULL, NULL, NULL, NULL, NULL, NULL"
-"	FROM billing.usage_record u"
-"	WHERE u.account_id = c.account_id AND u.subscription_id = c.subscription_id"
-"	  AND u.usage_date >= c.window_from - $4"
-"	OFFSET 0) x ON true";
+"SELECT s.account_id, s.subscription_id, s.start_date, s.end_date, s.prorate_final_period,"
+"		s.billed_through, s.reconcile_from, s.next_due_date,"
+"		CASE WHEN $3 THEN s.start_date"
+"			 ELSE least(coalesce(s.billed_through, s.start_date), coalesce(s.reconcile_from, 'infinity')) END"
+"			AS window_from,"
+"		a.tax_region, a.tax_exempt,"
+"		CASE WHEN s.last_target_date IS NULL"
+"			 THEN NOT EXISTS (SELECT 1 FROM billing.subscription_change ch"
+"							  WHERE ch.account_id = s.account_id AND ch.subscription_id = s.subscription_id"
+"								AND ch.kind = 'start')"
+"			 ELSE false END AS start_terms_unwritten,"
+"		billing.start_cycle_day(s.bill_cycle_day, a.bill_cycle_day, s.start_date) AS start_cycle_day,"
+"		s.price_id, s.quantity, s.unit_amount, s.ctid"
+" FROM billing.subscription s"
+" JOIN billing.account a ON a.account_id = s.account_id"
+" WHERE ($3 OR billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, $1))"
+"   %s"
+"   AND s.start_date <= $1"
+"   AND NOT a.billing_hold AND NOT s.billing_hold"
+"   AND (s.next_bill_date_override IS NULL OR s.next_bill_date_override <= $1)"
+" ORDER BY s.account_id, s.subscription_id";
 
 /*
  * The timeline (terms from a date on), in the candidates' key order, read in
@@ -125,8 +105,7 @@ enum
 {
 	S_ACCOUNT_ID, S_SUBSCRIPTION_ID, S_START_DATE, S_END_DATE, S_PRORATE_FINAL_PERIOD,
 	S_BILLED_THROUGH, S_RECONCILE_FROM, S_NEXT_DUE_DATE, S_WINDOW_FROM, S_TAX_REGION, S_TAX_EXEMPT,
-	S_TAG, S_CHANGE_ID, S_DAY, S_CYCLE_DAY, S_PRICE_ID, S_QUANTITY, S_UNIT_AMOUNT,
-	S_KIND, S_CYCLE_PERIOD, S_SERVICE_PERIOD, S_AMOUNT, S_CURRENCY, S_CTID,
+	S_START_TERMS_UNWRITTEN, S_START_CYCLE_DAY, S_PRICE_ID, S_QUANTITY, S_UNIT_AMOUNT, S_CTID,
 	S_NCOLUMNS
 };
 
@@ -214,6 +193,31 @@ typedef struct Engine
 	FmgrInfo	effective_tax_rate;
 	Tuplestorestate *out;
 	TupleDesc	out_desc;
+
+	/*
+	 * What a candidate's reconciliation reads besides its timeline, in the
+	 * candidates' order (keyed_scan.c): its billed lines, the invoices they
+	 * are on (the last one kept), its usage (only when a usage period is due).
+	 */
+	KeyedScan  *billed_lines;
+	AttrNumber	line_invoice_id,
+				line_kind,
+				line_cycle_period,
+				line_service_period,
+				line_amount,
+				line_price_id;
+	KeyedScan  *invoices;
+	AttrNumber	invoice_status,
+				invoice_currency;
+	bool		has_invoice;
+	int64		invoice_account_id;
+	int64		invoice_id;
+	bool		invoice_void;
+	char		invoice_currency_code[CURRENCY_LEN];
+	KeyedScan  *usage;
+	AttrNumber	usage_date,
+				usage_quantity;
+	int32		usage_lookback;	/* usage_lookback_days() */
 	Datum		item_line;		/* 'line', 'watermark' and 'document', made once */
 	Datum		item_watermark;
 	Datum		item_document;
@@ -383,6 +387,7 @@ typedef struct Subscription
 	BilledLine *billed;
 	int			nbilled,
 				maxbilled;
+	bool		usage_read;		/* usage is read when a usage period is due */
 	UsageRecord *usage;
 	int			nusage,
 				maxusage;
@@ -1014,6 +1019,8 @@ recurring_lines(Engine *engine, Subscription *sub, Expected *e, Billed *b)
 	}
 }
 
+static void read_usage(Engine *engine, Subscription *sub);
+
 /* Usage: quantities of the period's days, rated over the whole period; the difference to what was billed. */
 static void
 usage_lines(Engine *engine, Subscription *sub, Period *periods, int nperiods, Billed *billed, int nbilled)
@@ -1042,6 +1049,8 @@ usage_lines(Engine *engine, Subscription *sub, Period *periods, int nperiods, Bi
 				continue;
 			if (used == NULL)
 			{
+				if (!sub->usage_read)
+					read_usage(engine, sub);
 				used = numeric_zero();
 				for (int u = 0; u < sub->nusage; u++)
 					if (sub->usage[u].day >= pe->period.start && sub->usage[u].day < pe->period.end)
@@ -1520,7 +1529,7 @@ start_subscription(Subscription *sub, Datum *v, bool *n)
 /*
  * Terms from a date on: a timeline row, or the start terms of the
  * subscription row.  v and n are a row of either query; the column numbers
- * say where each field is.
+ * say where each field is (change_id -1: the start terms, change 0).
  */
 static void
 add_segment(Engine *engine, Subscription *sub, Datum *v, bool *n,
@@ -1532,7 +1541,7 @@ add_segment(Engine *engine, Subscription *sub, Datum *v, bool *n,
 	PUSH(sub->segments, sub->nsegments, sub->maxsegments);
 	g = &sub->segments[sub->nsegments++];
 	memset(g, 0, sizeof(Segment));
-	g->change_id = DatumGetInt64(v[change_id]);
+	g->change_id = change_id < 0 ? 0 : DatumGetInt64(v[change_id]);
 	g->start = DatumGetDateADT(v[day]);
 	g->price = find_price(engine, price);
 	if (g->price == NULL)
@@ -1620,50 +1629,138 @@ add_timeline(Engine *engine, TimelineScan *scan, Subscription *sub)
 	}
 }
 
+/*
+ * The scans of what the candidates' reconciliation reads besides their
+ * timeline, under the stream's snapshot: a writing run's own lines are
+ * written under its command id, which the snapshot does not see.
+ */
 static void
-add_stream_row(Engine *engine, Subscription *sub, Datum *v, bool *n)
+open_keyed_scans(Engine *engine)
 {
-	switch (n[S_TAG] ? 0 : DatumGetInt32(v[S_TAG]))
+	Snapshot	snapshot = GetActiveSnapshot();
+	KeyedScan  *s;
+
+	s = engine->billed_lines = billing_keyed_scan_begin(billing_relation_oid("billing.invoice_line"),
+														billing_relation_oid("billing.invoice_line_subscription_idx"),
+														BTGreaterStrategyNumber, snapshot);
+	engine->line_invoice_id = billing_keyed_scan_column(s, "invoice_id");
+	engine->line_kind = billing_keyed_scan_column(s, "kind");
+	engine->line_cycle_period = billing_keyed_scan_column(s, "cycle_period");
+	engine->line_service_period = billing_keyed_scan_column(s, "service_period");
+	engine->line_amount = billing_keyed_scan_column(s, "amount");
+	engine->line_price_id = billing_keyed_scan_column(s, "price_id");
+	s = engine->invoices = billing_keyed_scan_begin(billing_relation_oid("billing.invoice"),
+													billing_relation_oid("billing.invoice_pkey"),
+													InvalidStrategy, snapshot);
+	engine->invoice_status = billing_keyed_scan_column(s, "status");
+	engine->invoice_currency = billing_keyed_scan_column(s, "currency");
+	s = engine->usage = billing_keyed_scan_begin(billing_relation_oid("billing.usage_record"),
+												 billing_relation_oid("billing.usage_record_day_idx"),
+												 BTGreaterEqualStrategyNumber, snapshot);
+	engine->usage_date = billing_keyed_scan_column(s, "usage_date");
+	engine->usage_quantity = billing_keyed_scan_column(s, "quantity");
+}
+
+static void
+close_keyed_scans(Engine *engine)
+{
+	billing_keyed_scan_end(engine->billed_lines);
+	billing_keyed_scan_end(engine->invoices);
+	billing_keyed_scan_end(engine->usage);
+}
+
+/* Whether an invoice counts (it is not void), and its currency. */
+static bool
+invoice_counts(Engine *engine, int64 account_id, int64 invoice_id, const char **currency)
+{
+	if (!engine->has_invoice || engine->invoice_account_id != account_id || engine->invoice_id != invoice_id)
 	{
-		case 0:
-			break;
-		case 1:
-			add_segment(engine, sub, v, n, S_CHANGE_ID, S_DAY, S_CYCLE_DAY, S_PRICE_ID, S_QUANTITY, S_UNIT_AMOUNT);
-			break;
-		case 2:
-			{
-				BilledLine *l;
+		TupleTableSlot *slot;
+		bool		isnull;
 
-				PUSH(sub->billed, sub->nbilled, sub->maxbilled);
-				l = &sub->billed[sub->nbilled++];
-				memset(l, 0, sizeof(BilledLine));
-				l->one_time = strcmp(TextDatumGetCString(v[S_KIND]), "one_time") == 0;
-				l->has_cycle_period = !n[S_CYCLE_PERIOD];
-				if (l->has_cycle_period)
-					l->cycle_period = DatumGetBillingPeriod(v[S_CYCLE_PERIOD]);
-				l->has_service_period = !n[S_SERVICE_PERIOD];
-				if (l->has_service_period)
-					l->service_period = DatumGetBillingPeriod(v[S_SERVICE_PERIOD]);
-				l->amount = DatumGetNumericCopy(v[S_AMOUNT]);
-				l->has_price = !n[S_PRICE_ID];
-				l->price_id = n[S_PRICE_ID] ? 0 : DatumGetInt64(v[S_PRICE_ID]);
-				strlcpy(l->currency, TextDatumGetCString(v[S_CURRENCY]), CURRENCY_LEN);
-				break;
-			}
-		case 3:
-			{
-				UsageRecord *u;
+		billing_keyed_scan_seek(engine->invoices, account_id, invoice_id, 0);
+		slot = billing_keyed_scan_next(engine->invoices);
+		if (slot == NULL)
+			elog(ERROR, "invoice " INT64_FORMAT " of account " INT64_FORMAT " not found", invoice_id, account_id);
+		engine->has_invoice = true;
+		engine->invoice_account_id = account_id;
+		engine->invoice_id = invoice_id;
+		engine->invoice_void =
+			strcmp(TextDatumGetCString(slot_getattr(slot, engine->invoice_status, &isnull)), "void") == 0;
+		strlcpy(engine->invoice_currency_code,
+				TextDatumGetCString(slot_getattr(slot, engine->invoice_currency, &isnull)), CURRENCY_LEN);
+	}
+	*currency = engine->invoice_currency_code;
+	return !engine->invoice_void;
+}
 
-				if (n[S_DAY])
-					break;
-				PUSH(sub->usage, sub->nusage, sub->maxusage);
-				u = &sub->usage[sub->nusage++];
-				u->day = DatumGetDateADT(v[S_DAY]);
-				u->quantity = DatumGetNumericCopy(v[S_QUANTITY]);
-				break;
-			}
-		default:
-			elog(ERROR, "unexpected row kind %d in billing.due_items", DatumGetInt32(v[S_TAG]));
+/*
+ * A candidate's lines on non-void documents whose period ends after its
+ * window opens, and its one-time charges (no period: they always count).
+ */
+static void
+read_billed_lines(Engine *engine, Subscription *sub)
+{
+	TupleTableSlot *slot;
+
+	billing_keyed_scan_seek(engine->billed_lines, sub->account_id, sub->subscription_id, sub->window_from);
+	while ((slot = billing_keyed_scan_next(engine->billed_lines)) != NULL)
+	{
+		bool		one_time;
+		bool		no_cycle_period;
+		bool		isnull;
+		Datum		cycle_period;
+		Datum		d;
+		const char *currency;
+		BilledLine *l;
+
+		one_time = strcmp(TextDatumGetCString(slot_getattr(slot, engine->line_kind, &isnull)), "one_time") == 0;
+		cycle_period = slot_getattr(slot, engine->line_cycle_period, &no_cycle_period);
+		if (!one_time && no_cycle_period)
+			continue;
+		if (!invoice_counts(engine, sub->account_id,
+							DatumGetInt64(slot_getattr(slot, engine->line_invoice_id, &isnull)), &currency))
+			continue;
+		PUSH(sub->billed, sub->nbilled, sub->maxbilled);
+		l = &sub->billed[sub->nbilled++];
+		memset(l, 0, sizeof(BilledLine));
+		l->one_time = one_time;
+		l->has_cycle_period = !no_cycle_period;
+		if (l->has_cycle_period)
+			l->cycle_period = DatumGetBillingPeriod(cycle_period);
+		d = slot_getattr(slot, engine->line_service_period, &isnull);
+		l->has_service_period = !isnull;
+		if (!isnull)
+			l->service_period = DatumGetBillingPeriod(d);
+		l->amount = DatumGetNumericCopy(slot_getattr(slot, engine->line_amount, &isnull));
+		d = slot_getattr(slot, engine->line_price_id, &isnull);
+		l->has_price = !isnull;
+		l->price_id = isnull ? 0 : DatumGetInt64(d);
+		strlcpy(l->currency, currency, CURRENCY_LEN);
+	}
+}
+
+/* A candidate's usage recent enough to fall in a period of its window. */
+static void
+read_usage(Engine *engine, Subscription *sub)
+{
+	TupleTableSlot *slot;
+
+	sub->usage_read = true;
+	billing_keyed_scan_seek(engine->usage, sub->account_id, sub->subscription_id,
+							sub->window_from - engine->usage_lookback);
+	while ((slot = billing_keyed_scan_next(engine->usage)) != NULL)
+	{
+		bool		isnull;
+		Datum		day = slot_getattr(slot, engine->usage_date, &isnull);
+		UsageRecord *u;
+
+		if (isnull)
+			continue;
+		PUSH(sub->usage, sub->nusage, sub->maxusage);
+		u = &sub->usage[sub->nusage++];
+		u->day = DatumGetDateADT(day);
+		u->quantity = DatumGetNumericCopy(slot_getattr(slot, engine->usage_quantity, &isnull));
 	}
 }
 
@@ -1679,9 +1776,9 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 	Engine		engine;
 	MemoryContext sub_cxt;
 	MemoryContext old;
-	Oid			argtypes[4] = {DATEOID, INT8ARRAYOID, BOOLOID, INT4OID};
-	Datum		args[4];
-	char		argnulls[4] = {' ', ' ', ' ', ' '};
+	Oid			argtypes[3] = {DATEOID, INT8ARRAYOID, BOOLOID};
+	Datum		args[3];
+	char		argnulls[3] = {' ', ' ', ' '};
 	Portal		portal;
 	int			guc_level;
 	Subscription sub;
@@ -1720,21 +1817,20 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 	args[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 	argnulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
 	args[2] = BoolGetDatum(!writing && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2));
-	args[3] = Int32GetDatum(usage_lookback_days(&engine));
+	engine.usage_lookback = usage_lookback_days(&engine);
 	/*
 	 * A whole run reads every subscription; a chunk its accounts' by index.
-	 * The lookups per candidate are planned as index scans whatever the
-	 * statistics say: a writing run fills invoice_line as it streams (and
-	 * each chunk of a chunked run commits more), so a sequential scan chosen
-	 * for a table that was empty when analyzed would read every line written
-	 * so far once per candidate.
+	 * The candidates are planned as index scans whatever the statistics say,
+	 * in key order without a sort, and so is the lookup of start terms: a
+	 * sequential scan planned for a table that was small when analyzed would
+	 * be read once per candidate.
 	 */
 	guc_level = NewGUCNestLevel();
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	portal = SPI_cursor_open_with_args(NULL,
 									   psprintf(stream_query_format,
 												PG_ARGISNULL(1) ? "" : "AND s.account_id = ANY ($2)"),
-									   4, argtypes, args, argnulls, true, 0);
+									   3, argtypes, args, argnulls, true, 0);
 	AtEOXact_GUC(true, guc_level);
 	if (portal == NULL)
 		elog(ERROR, "opening the billing.due_items stream failed: %s", SPI_result_code_string(SPI_result));
@@ -1744,6 +1840,7 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 	timeline.argtypes[0] = INT8ARRAYOID;
 	timeline.args[0] = args[1];
 	timeline.argnulls[0] = ' ';
+	open_keyed_scans(&engine);
 
 	for (;;)
 	{
@@ -1766,22 +1863,22 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 			account_id = DatumGetInt64(v[S_ACCOUNT_ID]);
 			subscription_id = DatumGetInt64(v[S_SUBSCRIPTION_ID]);
 			old = MemoryContextSwitchTo(sub_cxt);
-			if (!in_sub || account_id != sub.account_id || subscription_id != sub.subscription_id)
+			if (in_sub)
 			{
-				if (in_sub)
-				{
-					if (account_id < sub.account_id ||
-						(account_id == sub.account_id && subscription_id < sub.subscription_id))
-						elog(ERROR, "billing.due_items stream is out of order");
-					bill_subscription(&engine, &sub);
-					MemoryContextReset(sub_cxt);
-					CHECK_FOR_INTERRUPTS();
-				}
-				start_subscription(&sub, v, n);
-				add_timeline(&engine, &timeline, &sub);
-				in_sub = true;
+				if (account_id < sub.account_id ||
+					(account_id == sub.account_id && subscription_id <= sub.subscription_id))
+					elog(ERROR, "billing.due_items stream is out of order");
+				bill_subscription(&engine, &sub);
+				MemoryContextReset(sub_cxt);
+				CHECK_FOR_INTERRUPTS();
 			}
-			add_stream_row(&engine, &sub, v, n);
+			start_subscription(&sub, v, n);
+			add_timeline(&engine, &timeline, &sub);
+			if (DatumGetBool(v[S_START_TERMS_UNWRITTEN]))
+				add_segment(&engine, &sub, v, n, -1, S_START_DATE, S_START_CYCLE_DAY, S_PRICE_ID, S_QUANTITY,
+							S_UNIT_AMOUNT);
+			read_billed_lines(&engine, &sub);
+			in_sub = true;
 			MemoryContextSwitchTo(old);
 		}
 		SPI_freetuptable(rows);
@@ -1793,6 +1890,7 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 		MemoryContextSwitchTo(old);
 	}
 	emit_documents(&engine);
+	close_keyed_scans(&engine);
 	if (timeline.portal != NULL)
 		SPI_cursor_close(timeline.portal);
 	SPI_cursor_close(portal);
