@@ -56,8 +56,7 @@
  * a chunk, or nothing.  start_terms_unwritten: the subscription row's terms
  * are its first timeline row, not yet written to the timeline (change_id 0).
  * What each candidate's reconciliation reads besides comes from scans in the
- * same order: the timeline (timeline_query_format), its billed lines and its
- * usage (keyed_scan.c).
+ * same order (keyed_scan.c): its timeline, its billed lines and its usage.
  */
 static const char *const stream_query_format =
 "SELECT s.account_id, s.subscription_id, s.start_date, s.end_date, s.prorate_final_period,"
@@ -81,25 +80,6 @@ static const char *const stream_query_format =
 "   AND NOT a.billing_hold AND NOT s.billing_hold"
 "   AND (s.next_bill_date_override IS NULL OR s.next_bill_date_override <= $1)"
 " ORDER BY s.account_id, s.subscription_id";
-
-/*
- * The timeline (terms from a date on), in the candidates' key order, read in
- * one index scan and merged with them: at month-end nearly every subscription
- * is a candidate, and one ordered scan costs a fraction of a lookup each.
- * "%s" is the condition on the accounts of a chunk ($1), or nothing.
- */
-static const char *const timeline_query_format =
-"SELECT ch.account_id, ch.subscription_id, ch.change_id, ch.effective_date, ch.cycle_day, ch.price_id,"
-"		ch.quantity, ch.unit_amount"
-" FROM billing.subscription_change ch"
-" WHERE ch.kind <> 'cancel' %s"
-" ORDER BY ch.account_id, ch.subscription_id, ch.effective_date, ch.change_id";
-
-enum
-{
-	T_ACCOUNT_ID, T_SUBSCRIPTION_ID, T_CHANGE_ID, T_DAY, T_CYCLE_DAY, T_PRICE_ID, T_QUANTITY, T_UNIT_AMOUNT,
-	T_NCOLUMNS
-};
 
 enum
 {
@@ -195,10 +175,18 @@ typedef struct Engine
 	TupleDesc	out_desc;
 
 	/*
-	 * What a candidate's reconciliation reads besides its timeline, in the
-	 * candidates' order (keyed_scan.c): its billed lines, the invoices they
-	 * are on (the last one kept), its usage (only when a usage period is due).
+	 * What a candidate's reconciliation reads, in the candidates' order
+	 * (keyed_scan.c): its timeline, its billed lines, the invoices they are on
+	 * (the last one kept), its usage (only when a usage period is due).
 	 */
+	KeyedScan  *timeline;
+	int			change_id,		/* 0-based columns of subscription_change */
+				change_kind,
+				change_day,
+				change_cycle_day,
+				change_price_id,
+				change_quantity,
+				change_unit_amount;
 	KeyedScan  *billed_lines;
 	AttrNumber	line_invoice_id,
 				line_kind,
@@ -1553,92 +1541,56 @@ add_segment(Engine *engine, Subscription *sub, Datum *v, bool *n,
 	g->cycle_day = n[cycle_day] ? 0 : DatumGetInt16(v[cycle_day]);
 }
 
-/*
- * The timeline scan, read alongside the candidates: opened at the first
- * candidate (a run with nothing due never reads it), fetched in batches.
- */
-typedef struct TimelineScan
+/* A short text value equals s (the timeline's kind). */
+static bool
+text_is(Datum value, const char *s)
 {
-	const char *query;
-	int			nargs;
-	Oid			argtypes[1];
-	Datum		args[1];
-	char		argnulls[1];
-	Portal		portal;
-	SPITupleTable *rows;
-	uint64		nrows;
-	uint64		next;
-	bool		done;
-	Datum		v[T_NCOLUMNS];	/* the current row, when !done */
-	bool		n[T_NCOLUMNS];
-} TimelineScan;
+	text	   *t = DatumGetTextPP(value);
+	size_t		len = strlen(s);
 
-static void
-timeline_advance(TimelineScan *scan)
-{
-	if (scan->portal == NULL && !scan->done)
-	{
-		scan->portal = SPI_cursor_open_with_args(NULL, scan->query, scan->nargs, scan->argtypes, scan->args,
-												 scan->argnulls, true, 0);
-		if (scan->portal == NULL)
-			elog(ERROR, "opening the billing.due_items timeline scan failed: %s",
-				 SPI_result_code_string(SPI_result));
-	}
-	while (!scan->done && scan->next >= scan->nrows)
-	{
-		if (scan->rows != NULL)
-			SPI_freetuptable(scan->rows);
-		SPI_cursor_fetch(scan->portal, true, 2000);
-		scan->rows = SPI_tuptable;
-		scan->nrows = SPI_processed;
-		scan->next = 0;
-		if (scan->nrows == 0)
-			scan->done = true;
-	}
-	if (!scan->done)
-		heap_deform_tuple(scan->rows->vals[scan->next++], scan->rows->tupdesc, scan->v, scan->n);
+	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
 }
 
-/* -1, 0, 1 as the current timeline row's key is before, at, after the key */
-static int
-timeline_cmp(TimelineScan *scan, int64 account_id, int64 subscription_id)
-{
-	int64		a = DatumGetInt64(scan->v[T_ACCOUNT_ID]);
-	int64		s = DatumGetInt64(scan->v[T_SUBSCRIPTION_ID]);
-
-	if (a != account_id)
-		return a < account_id ? -1 : 1;
-	if (s != subscription_id)
-		return s < subscription_id ? -1 : 1;
-	return 0;
-}
-
-/* The timeline rows of a candidate become its segments; rows of others are passed. */
+/* The candidate's timeline rows (but cancellations: end_date says those) become its segments. */
 static void
-add_timeline(Engine *engine, TimelineScan *scan, Subscription *sub)
+add_timeline(Engine *engine, Subscription *sub)
 {
-	if (scan->portal == NULL && !scan->done)
-		timeline_advance(scan);
-	while (!scan->done && timeline_cmp(scan, sub->account_id, sub->subscription_id) < 0)
-		timeline_advance(scan);
-	while (!scan->done && timeline_cmp(scan, sub->account_id, sub->subscription_id) == 0)
+	TupleTableSlot *slot;
+
+	billing_keyed_scan_seek(engine->timeline, sub->account_id, sub->subscription_id, 0);
+	while ((slot = billing_keyed_scan_next(engine->timeline)) != NULL)
 	{
-		add_segment(engine, sub, scan->v, scan->n, T_CHANGE_ID, T_DAY, T_CYCLE_DAY, T_PRICE_ID, T_QUANTITY,
-					T_UNIT_AMOUNT);
-		timeline_advance(scan);
+		slot_getallattrs(slot);
+		if (text_is(slot->tts_values[engine->change_kind], "cancel"))
+			continue;
+		add_segment(engine, sub, slot->tts_values, slot->tts_isnull, engine->change_id, engine->change_day,
+					engine->change_cycle_day, engine->change_price_id, engine->change_quantity,
+					engine->change_unit_amount);
 	}
 }
 
 /*
- * The scans of what the candidates' reconciliation reads besides their
- * timeline, under the stream's snapshot: a writing run's own lines are
- * written under its command id, which the snapshot does not see.
+ * The scans of what the candidates' reconciliation reads, under the stream's
+ * snapshot: a writing run's own lines are written under its command id,
+ * which the snapshot does not see.
  */
 static void
 open_keyed_scans(Engine *engine)
 {
 	Snapshot	snapshot = GetActiveSnapshot();
 	KeyedScan  *s;
+
+	s = engine->timeline = billing_keyed_scan_begin(billing_relation_oid("billing.subscription_change"),
+													billing_relation_oid("billing.subscription_change_timeline_idx"),
+													InvalidStrategy, snapshot);
+	/* 0-based: add_segment() reads the slot's arrays */
+	engine->change_id = billing_keyed_scan_column(s, "change_id") - 1;
+	engine->change_kind = billing_keyed_scan_column(s, "kind") - 1;
+	engine->change_day = billing_keyed_scan_column(s, "effective_date") - 1;
+	engine->change_cycle_day = billing_keyed_scan_column(s, "cycle_day") - 1;
+	engine->change_price_id = billing_keyed_scan_column(s, "price_id") - 1;
+	engine->change_quantity = billing_keyed_scan_column(s, "quantity") - 1;
+	engine->change_unit_amount = billing_keyed_scan_column(s, "unit_amount") - 1;
 
 	s = engine->billed_lines = billing_keyed_scan_begin(billing_relation_oid("billing.invoice_line"),
 														billing_relation_oid("billing.invoice_line_subscription_idx"),
@@ -1664,6 +1616,7 @@ open_keyed_scans(Engine *engine)
 static void
 close_keyed_scans(Engine *engine)
 {
+	billing_keyed_scan_end(engine->timeline);
 	billing_keyed_scan_end(engine->billed_lines);
 	billing_keyed_scan_end(engine->invoices);
 	billing_keyed_scan_end(engine->usage);
@@ -1783,7 +1736,6 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 	int			guc_level;
 	Subscription sub;
 	bool		in_sub = false;
-	TimelineScan timeline;
 
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -1834,12 +1786,6 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 	AtEOXact_GUC(true, guc_level);
 	if (portal == NULL)
 		elog(ERROR, "opening the billing.due_items stream failed: %s", SPI_result_code_string(SPI_result));
-	memset(&timeline, 0, sizeof(TimelineScan));
-	timeline.query = psprintf(timeline_query_format, PG_ARGISNULL(1) ? "" : "AND ch.account_id = ANY ($1)");
-	timeline.nargs = PG_ARGISNULL(1) ? 0 : 1;
-	timeline.argtypes[0] = INT8ARRAYOID;
-	timeline.args[0] = args[1];
-	timeline.argnulls[0] = ' ';
 	open_keyed_scans(&engine);
 
 	for (;;)
@@ -1873,7 +1819,7 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 				CHECK_FOR_INTERRUPTS();
 			}
 			start_subscription(&sub, v, n);
-			add_timeline(&engine, &timeline, &sub);
+			add_timeline(&engine, &sub);
 			if (DatumGetBool(v[S_START_TERMS_UNWRITTEN]))
 				add_segment(&engine, &sub, v, n, -1, S_START_DATE, S_START_CYCLE_DAY, S_PRICE_ID, S_QUANTITY,
 							S_UNIT_AMOUNT);
@@ -1891,8 +1837,6 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 	}
 	emit_documents(&engine);
 	close_keyed_scans(&engine);
-	if (timeline.portal != NULL)
-		SPI_cursor_close(timeline.portal);
 	SPI_cursor_close(portal);
 	SPI_finish();
 	MemoryContextDelete(engine.cxt);
