@@ -18,15 +18,22 @@ SET jit = off
 SET work_mem = '64MB'
 AS $$
 DECLARE
+	due_accounts bigint[];
 	doc_accounts bigint[];
 	doc_ids bigint[];
 	doc_types text[];
 	start_accounts bigint[];
 	start_subscriptions bigint[];
 BEGIN
-	PERFORM billing.lock_accounts(ARRAY(
+	due_accounts := ARRAY(
 		SELECT DISTINCT s.account_id FROM billing.subscriptions_of(account_ids) s
-		WHERE billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, target_date)));
+		WHERE billing.has_work_due(s.start_date, s.next_due_date, s.reconcile_from, s.last_target_date, target_date));
+	PERFORM billing.lock_accounts(due_accounts);
+	-- nothing due (a second run for the same date): the scan above was the
+	-- whole run; the engine would scan every subscription again to find that
+	IF cardinality(due_accounts) = 0 THEN
+		RETURN;
+	END IF;
 
 	-- subscriptions billed for the first time: their start terms join the
 	-- timeline (written below; until then the engine reads them from the row)
