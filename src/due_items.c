@@ -53,8 +53,8 @@
 /*
  * The candidates, in key order from the primary key (merged with the
  * accounts' by account_id, no sort); "%s" is the condition on the accounts of
- * a chunk, or nothing.  start_terms_unwritten: the subscription row's terms
- * are its first timeline row, not yet written to the timeline (change_id 0).
+ * a chunk, or nothing.  never_billed: no run has reached the subscription,
+ * so its row's terms may not be in the timeline yet (add_timeline() tells).
  * What each candidate's reconciliation reads besides comes from scans in the
  * same order (keyed_scan.c): its timeline, its billed lines and its usage.
  */
@@ -65,11 +65,7 @@ static const char *const stream_query_format =
 "			 ELSE least(coalesce(s.billed_through, s.start_date), coalesce(s.reconcile_from, 'infinity')) END"
 "			AS window_from,"
 "		a.tax_region, a.tax_exempt,"
-"		CASE WHEN s.last_target_date IS NULL"
-"			 THEN NOT EXISTS (SELECT 1 FROM billing.subscription_change ch"
-"							  WHERE ch.account_id = s.account_id AND ch.subscription_id = s.subscription_id"
-"								AND ch.kind = 'start')"
-"			 ELSE false END AS start_terms_unwritten,"
+"		s.last_target_date IS NULL AS never_billed,"
 "		billing.start_cycle_day(s.bill_cycle_day, a.bill_cycle_day, s.start_date) AS start_cycle_day,"
 "		s.price_id, s.quantity, s.unit_amount, s.ctid"
 " FROM billing.subscription s"
@@ -85,7 +81,7 @@ enum
 {
 	S_ACCOUNT_ID, S_SUBSCRIPTION_ID, S_START_DATE, S_END_DATE, S_PRORATE_FINAL_PERIOD,
 	S_BILLED_THROUGH, S_RECONCILE_FROM, S_NEXT_DUE_DATE, S_WINDOW_FROM, S_TAX_REGION, S_TAX_EXEMPT,
-	S_START_TERMS_UNWRITTEN, S_START_CYCLE_DAY, S_PRICE_ID, S_QUANTITY, S_UNIT_AMOUNT, S_CTID,
+	S_NEVER_BILLED, S_START_CYCLE_DAY, S_PRICE_ID, S_QUANTITY, S_UNIT_AMOUNT, S_CTID,
 	S_NCOLUMNS
 };
 
@@ -368,6 +364,7 @@ typedef struct Subscription
 	char	   *tax_region;
 	bool		tax_exempt;
 	ItemPointerData ctid;		/* where the stream read the row */
+	bool		has_start_change;	/* the timeline holds the start terms */
 
 	Segment    *segments;
 	int			nsegments,
@@ -1541,7 +1538,7 @@ add_segment(Engine *engine, Subscription *sub, Datum *v, bool *n,
 	g->cycle_day = n[cycle_day] ? 0 : DatumGetInt16(v[cycle_day]);
 }
 
-/* A short text value equals s (the timeline's kind). */
+/* A short text value (a kind, a status) equals s. */
 static bool
 text_is(Datum value, const char *s)
 {
@@ -1551,22 +1548,33 @@ text_is(Datum value, const char *s)
 	return VARSIZE_ANY_EXHDR(t) == len && memcmp(VARDATA_ANY(t), s, len) == 0;
 }
 
-/* The candidate's timeline rows (but cancellations: end_date says those) become its segments. */
+/*
+ * The candidate's timeline rows (but cancellations: end_date says those)
+ * become its segments.  Until a run or a change has written the start terms
+ * into the timeline, they are read from the subscription row.
+ */
 static void
-add_timeline(Engine *engine, Subscription *sub)
+add_timeline(Engine *engine, Subscription *sub, bool never_billed, Datum *v, bool *n)
 {
 	TupleTableSlot *slot;
 
 	billing_keyed_scan_seek(engine->timeline, sub->account_id, sub->subscription_id, 0);
 	while ((slot = billing_keyed_scan_next(engine->timeline)) != NULL)
 	{
+		Datum		kind;
+
 		slot_getallattrs(slot);
-		if (text_is(slot->tts_values[engine->change_kind], "cancel"))
+		kind = slot->tts_values[engine->change_kind];
+		if (text_is(kind, "cancel"))
 			continue;
+		if (text_is(kind, "start"))
+			sub->has_start_change = true;
 		add_segment(engine, sub, slot->tts_values, slot->tts_isnull, engine->change_id, engine->change_day,
 					engine->change_cycle_day, engine->change_price_id, engine->change_quantity,
 					engine->change_unit_amount);
 	}
+	if (never_billed && !sub->has_start_change)
+		add_segment(engine, sub, v, n, -1, S_START_DATE, S_START_CYCLE_DAY, S_PRICE_ID, S_QUANTITY, S_UNIT_AMOUNT);
 }
 
 /*
@@ -1638,8 +1646,7 @@ invoice_counts(Engine *engine, int64 account_id, int64 invoice_id, const char **
 		engine->has_invoice = true;
 		engine->invoice_account_id = account_id;
 		engine->invoice_id = invoice_id;
-		engine->invoice_void =
-			strcmp(TextDatumGetCString(slot_getattr(slot, engine->invoice_status, &isnull)), "void") == 0;
+		engine->invoice_void = text_is(slot_getattr(slot, engine->invoice_status, &isnull), "void");
 		strlcpy(engine->invoice_currency_code,
 				TextDatumGetCString(slot_getattr(slot, engine->invoice_currency, &isnull)), CURRENCY_LEN);
 	}
@@ -1667,7 +1674,7 @@ read_billed_lines(Engine *engine, Subscription *sub)
 		const char *currency;
 		BilledLine *l;
 
-		one_time = strcmp(TextDatumGetCString(slot_getattr(slot, engine->line_kind, &isnull)), "one_time") == 0;
+		one_time = text_is(slot_getattr(slot, engine->line_kind, &isnull), "one_time");
 		cycle_period = slot_getattr(slot, engine->line_cycle_period, &no_cycle_period);
 		if (!one_time && no_cycle_period)
 			continue;
@@ -1772,10 +1779,9 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 	engine.usage_lookback = usage_lookback_days(&engine);
 	/*
 	 * A whole run reads every subscription; a chunk its accounts' by index.
-	 * The candidates are planned as index scans whatever the statistics say,
-	 * in key order without a sort, and so is the lookup of start terms: a
-	 * sequential scan planned for a table that was small when analyzed would
-	 * be read once per candidate.
+	 * The candidates are planned as an index scan whatever the statistics
+	 * say: they come in key order without a sort, which the scans beside
+	 * them need.
 	 */
 	guc_level = NewGUCNestLevel();
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
@@ -1819,10 +1825,7 @@ run_engine(FunctionCallInfo fcinfo, bool writing, RunWriter *writer, WatermarkWr
 				CHECK_FOR_INTERRUPTS();
 			}
 			start_subscription(&sub, v, n);
-			add_timeline(&engine, &sub);
-			if (DatumGetBool(v[S_START_TERMS_UNWRITTEN]))
-				add_segment(&engine, &sub, v, n, -1, S_START_DATE, S_START_CYCLE_DAY, S_PRICE_ID, S_QUANTITY,
-							S_UNIT_AMOUNT);
+			add_timeline(&engine, &sub, DatumGetBool(v[S_NEVER_BILLED]), v, n);
 			read_billed_lines(&engine, &sub);
 			in_sub = true;
 			MemoryContextSwitchTo(old);
@@ -1882,7 +1885,7 @@ billing_due_items(PG_FUNCTION_ARGS)
  *
  * Written as they are made, a million lines skip a tuplestore, a temporary
  * table and a join with their documents.  The lines are written under the
- * stream's own command id, so its probes never see them (they are of
+ * stream's own command id, so its scans never see them (they are of
  * accounts it has passed in any case).
  */
 PG_FUNCTION_INFO_V1(billing_write_due_lines);

@@ -53,14 +53,13 @@ struct KeyedScan
 	ScanKeyData row;			/* the row comparison's header ... */
 	ScanKeyData members[3];		/* ... and its members */
 
-	/* the sought key */
-	bool		sought;
+	/* the sought key (once positioned) */
 	int64		key1;
 	int64		key2;
 	DateADT		bound;
 
 	/* the scan's current index entry, not yet passed */
-	bool		positioned;		/* the scan has been positioned once */
+	bool		positioned;		/* a seek has positioned the scan */
 	bool		has_entry;		/* false: the scan reached the index's end */
 	bool		fetch_pending;	/* the entry was returned: step before reading on */
 	bool		entry_null;		/* a key column of the entry is NULL: after its key1 */
@@ -185,10 +184,9 @@ descend(KeyedScan *ks)
 static void
 seek(KeyedScan *ks, int64 key1, int64 key2, DateADT bound)
 {
-	bool		backwards = ks->sought &&
+	bool		backwards = ks->positioned &&
 		(key1 < ks->key1 || (key1 == ks->key1 && (key2 < ks->key2 || (key2 == ks->key2 && bound < ks->bound))));
 
-	ks->sought = true;
 	ks->key1 = key1;
 	ks->key2 = key2;
 	ks->bound = bound;
@@ -241,7 +239,7 @@ billing_keyed_scan_next(KeyedScan *ks)
 	MemoryContext old;
 	TupleTableSlot *slot;
 
-	if (!ks->sought)
+	if (!ks->positioned)
 		elog(ERROR, "keyed scan read before a seek");
 	old = MemoryContextSwitchTo(ks->cxt);
 	slot = next_row(ks);

@@ -32,9 +32,10 @@ CREATE TYPE billing.due_item AS (
 );
 COMMENT ON TYPE billing.due_item IS 'Output of billing.due_items(): a line to bill, a subscription''s new watermarks, or the totals of the document an account''s lines in a currency make (amount, tax_amount, line_number = its line count); billing.write_due_lines() also gives the document''s invoice_id';
 
--- The rule itself is in src/due_items.c: one query streams each candidate's
--- timeline, billed lines and usage, and each subscription is reconciled in
--- memory (see there why).
+-- The rule itself is in src/due_items.c: one query streams the candidates,
+-- index scans beside it bring each one's timeline, billed lines and usage
+-- (src/keyed_scan.c), and each subscription is reconciled in memory (see
+-- there why).
 CREATE FUNCTION billing.due_items(target_date date, account_ids bigint[] DEFAULT NULL, full_history boolean DEFAULT false)
 	RETURNS SETOF billing.due_item
 	AS 'MODULE_PATHNAME', 'billing_due_items' LANGUAGE C STABLE
