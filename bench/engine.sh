@@ -139,7 +139,7 @@ GIT_HEAD=$(git -C "$BENCH_DIR/.." rev-parse --short HEAD 2>/dev/null || echo '?'
 GIT_DIRTY=$(git -C "$BENCH_DIR/.." status --porcelain -- src sql Makefile billing.control 2>/dev/null | head -n 1)
 MEM_TOTAL=$(awk '/^MemTotal:/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo)
 SETTINGS=$(psql_val postgres "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name) FROM pg_settings
-	WHERE name IN ('shared_buffers', 'work_mem', 'jit', 'fsync', 'synchronous_commit', 'wal_level', 'max_parallel_workers_per_gather')")
+	WHERE name IN ('shared_buffers', 'work_mem', 'jit', 'fsync', 'synchronous_commit', 'wal_level', 'max_parallel_workers_per_gather', 'max_wal_size')")
 {
 	echo "date -u:      $(date -u)"
 	echo "git HEAD:     $GIT_HEAD${GIT_DIRTY:+ (engine sources modified: git status src/ sql/ Makefile)}"
@@ -229,6 +229,7 @@ floor_script() { # floor_script TABLE...
 	for t in "$@"; do echo "EXPLAIN (ANALYZE, BUFFERS) ${Q_FLOOR_INSERT//@T@/$t};"; done
 	echo 'ROLLBACK;'
 	for r in $(seq 1 "$BENCH_RUNS"); do
+		echo 'CHECKPOINT;'
 		echo 'BEGIN;'
 		echo "$truncate"
 		echo '\timing on'
@@ -525,6 +526,7 @@ measure_by_hand() {
 		for r in $(seq 1 "$BENCH_RUNS"); do
 			echo 'SELECT bench_hand.reset();'
 			echo 'VACUUM bench_hand.subscription_state;'
+			echo 'CHECKPOINT;'
 			echo 'BEGIN;'
 			phase by_hand by_hand
 			echo '\echo @@t by_hand'
