@@ -1,6 +1,7 @@
 /*
  * billing.c
- *		Module entry point and small date helpers shared by the C sources.
+ *		Module entry point and small helpers shared by the C sources (dates,
+ *		the extension's functions, relations and columns).
  */
 #include "postgres.h"
 
@@ -72,6 +73,15 @@ billing_relation_oid(const char *qualified_name)
 	if (!OidIsValid(relid))
 		elog(ERROR, "relation %s does not exist", qualified_name);
 	return relid;
+}
+
+int
+billing_column_index(TupleDesc desc, const char *name)
+{
+	for (int a = 0; a < desc->natts; a++)
+		if (!TupleDescAttr(desc, a)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, a)->attname), name) == 0)
+			return a;
+	return -1;
 }
 
 /*

@@ -7,6 +7,7 @@
 
 #include "postgres.h"
 
+#include "access/tupdesc.h"
 #include "fmgr.h"
 #include "utils/date.h"
 
@@ -31,5 +32,8 @@ extern void billing_function_info(const char *signature, FmgrInfo *finfo, Memory
 
 /* The oid of one of the extension's relations (tables, sequences) by its qualified name. */
 extern Oid	billing_relation_oid(const char *qualified_name);
+
+/* The 0-based attribute of desc named name (dropped columns skipped), or -1. */
+extern int	billing_column_index(TupleDesc desc, const char *name);
 
 #endif							/* BILLING_H */

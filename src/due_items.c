@@ -1287,7 +1287,6 @@ emit_lines(Engine *engine, Subscription *sub)
 		Datum	   *v = line_v;
 		bool	   *n = line_n;
 
-
 		/* tax: one effective rate per region and tax code on the document date */
 		if (!sub->tax_exempt && sub->tax_region != NULL && p != NULL)
 			rate = tax_rate(engine, sub->tax_region, p->tax_code);

@@ -35,8 +35,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "billing.h"
 #include "keyed_scan.h"
-#include "run_writer.h"
 
 /* Entries stepped over before descending the index again costs more. */
 #define MAX_FORWARD_STEPS 32

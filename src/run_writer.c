@@ -77,15 +77,6 @@ billing_writer_plain_table(Relation rel)
 		!(rel->rd_att->constr && rel->rd_att->constr->has_generated_stored);
 }
 
-int
-billing_column_index(TupleDesc desc, const char *name)
-{
-	for (int a = 0; a < desc->natts; a++)
-		if (!TupleDescAttr(desc, a)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, a)->attname), name) == 0)
-			return a;
-	return -1;
-}
-
 void
 billing_check_run_writer_caller(Oid target)
 {

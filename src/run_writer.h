@@ -22,9 +22,6 @@ extern void billing_check_run_writer_caller(Oid target);
 /* A plain table with no stored generated column: rows can be written into it directly. */
 extern bool billing_writer_plain_table(Relation rel);
 
-/* The 0-based attribute of desc named name, or -1. */
-extern int	billing_column_index(TupleDesc desc, const char *name);
-
 /*
  * rel as the result relation of an INSERT or UPDATE of columns (attnums
  * offset by FirstLowInvalidHeapAttributeNumber), in an executor state of its
